@@ -45,7 +45,7 @@ class Source(Protocol):
 
 
 class ArraySource:
-    """An in-memory split: ``x`` of shape ``(N, *shape)`` and optional labels ``y`` of shape (N,)."""
+    """An in-memory split: ``x`` of shape ``(N, *shape)`` and optional int labels ``y`` (N,)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray | None = None):
         if y is not None and len(y) != len(x):

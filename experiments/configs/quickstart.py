@@ -1,0 +1,44 @@
+"""Quickstart: RealNVP (8 MLP affine couplings) on the two-moons density.
+
+Command:
+    python -m experiments.run --config experiments/configs/quickstart.py --workdir /tmp/quickstart
+
+Runtime: about a minute on a 2-core CPU (3,000 steps at batch 256).
+Expected result: `test_nll` around 1.3 nats on held-out moons samples in `eval.json`, and
+`samples/0003000.png` showing the data, the model's samples and its density side by side.
+Source: none; this is a smoke test of the whole stack, not a reproduction.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_steps = 3000
+    config.batch_size = 256
+    config.log_every = 100
+    config.checkpoint_every = 1000
+    config.eval_every = 1000
+    config.keep_checkpoints = 3
+    config.ema_decay = 0.0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "toy2d"
+    config.data.name = "moons"
+    config.data.num_train = 100_000
+    config.data.num_test = 10_000
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "realnvp"
+    config.model.num_layers = 8
+    config.model.hidden = (128, 128)
+    config.model.transformer = "affine"
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = "adam"
+    config.optim.learning_rate = 1e-3
+    config.optim.warmup_steps = 100
+    config.optim.schedule = "constant"
+    config.optim.grad_clip = 1.0
+    return config

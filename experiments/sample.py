@@ -1,0 +1,60 @@
+"""Sample from a trained run.
+
+    python -m experiments.sample --workdir DIR --num N --out FILE.npy [--seed S]
+
+Loads the latest checkpoint in DIR and writes N samples in data units to FILE.npy (uint8 pixels
+for images, float32 vectors otherwise); for images it also writes a PNG grid to FILE.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gen.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not the usage block
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="python -m experiments.sample", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", required=True, help="a run's workdir")
+    parser.add_argument("--num", type=int, required=True, help="how many samples")
+    parser.add_argument("--out", required=True, help="the .npy file to write")
+    parser.add_argument("--seed", type=int, default=0, help="the sampling seed")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        if out.suffix != ".npy":
+            raise UserError(f"--out {out} must end in .npy.")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: the folder {out.parent} does not exist; create it.")
+        from gen.models import build_task
+        from gen.train.sampling import sample_workdir
+
+        samples, spec = sample_workdir(args.workdir, args.num, args.seed, build_task)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    np.save(out, samples)
+    message = f"wrote {len(samples)} samples of shape {samples.shape[1:]} to {out}"
+    if spec.kind == "image":
+        from gen.train.visualize import save_image_grid
+
+        save_image_grid(out.with_suffix(".png"), samples[:256])
+        message += f" and a grid to {out.with_suffix('.png')}"
+    print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

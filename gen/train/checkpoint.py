@@ -1,0 +1,69 @@
+"""Asynchronous orbax checkpoints of the train state, keeping the last N."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from gen.errors import CheckpointError
+from gen.train.state import TrainState
+
+
+def checkpoint_dir(workdir: str | Path) -> Path:
+    return Path(workdir).absolute() / "checkpoints"
+
+
+def latest_step(workdir: str | Path) -> int | None:
+    """The step of the newest complete checkpoint in ``workdir``, or ``None``."""
+    directory = checkpoint_dir(workdir)
+    if not directory.is_dir():
+        return None
+    steps = ocp.utils.checkpoint_steps(directory)
+    return max(steps) if steps else None
+
+
+class Checkpointer:
+    """Saves :class:`TrainState` under ``workdir/checkpoints/<step>`` in the background.
+
+    Saves are atomic (orbax writes to a temporary folder and renames it when complete), so a run
+    killed mid-save resumes from the previous complete checkpoint.
+    """
+
+    def __init__(self, workdir: str | Path, max_to_keep: int = 3, asynchronous: bool = True):
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=asynchronous
+        )
+        self.directory = checkpoint_dir(workdir)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, state: TrainState) -> None:
+        """Starts saving ``state`` at its step; returns before the write completes."""
+        step = int(jax.device_get(state.step))
+        if step in self._manager.all_steps():
+            return
+        self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+    def restore(self, target: TrainState, step: int | None = None) -> TrainState:
+        """Restores onto the shapes, dtypes and shardings of ``target`` (arrays or abstract)."""
+        step = self._manager.latest_step() if step is None else step
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        try:
+            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(
+                f"the checkpoint at step {step} in {self.directory} does not fit this config's "
+                f"model ({str(e).splitlines()[0][:200]}); use a new --workdir."
+            ) from e
+
+    def wait(self) -> None:
+        """Blocks until every started save has been written."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
