@@ -53,9 +53,10 @@ def _no_params(key: Array, x: Array, context: Array | None = None) -> tuple[()]:
 
 def check_event(x: Array, shape: tuple[int, ...], name: str = "bijector") -> None:
     """Raises a ``ValueError`` naming both shapes when ``x`` is not one event of ``shape``."""
-    if tuple(x.shape) != tuple(shape):
+    got = tuple(jnp.shape(x))
+    if got != tuple(shape):
         raise ValueError(
-            f"{name}: expected one event of shape {tuple(shape)}, got shape {tuple(x.shape)}. "
+            f"{name}: expected one event of shape {tuple(shape)}, got shape {got}. "
             "Bijectors act on a single event; map batches with jax.vmap."
         )
 

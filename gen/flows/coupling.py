@@ -1,0 +1,297 @@
+"""Coupling layers on vector events, and the elementwise transformers they apply.
+
+A coupling layer splits the event into conditioning dims ``x_c`` and transformed dims ``x_t``::
+
+    y_c = x_c
+    y_t = g(x_t; theta),   theta = MLP([x_c, context])
+    log|det dy/dx| = sum_i log|g'(x_t[i]; theta[i])|
+
+``g`` is a ``Transformer``: a monotone elementwise map with ``num_params`` raw parameters per
+transformed dim. The conditioner's last layer starts at zero, so a layer starts as ``g`` at zero
+raw parameters (the identity for the transformers here).
+
+Plugging in a new transformer::
+
+    mine = Transformer(num_params=P, forward=my_fwd, inverse=my_inv)
+    layer = masked_coupling(mask, mine)
+
+where ``my_fwd(raw, x) -> (y, ldj)`` takes ``raw`` of shape ``x.shape + (P,)`` and returns ``y``
+and the elementwise ``log|dy/dx|``, both of shape ``x.shape`` (``my_inv`` likewise, with
+``log|dx/dy|``). Any object with these three attributes works, e.g.
+``gen.flows.spline.spline_transformer(num_bins=8)``; the name ``"spline"`` builds that one.
+
+Example::
+
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from gen import flows
+    >>> layer = flows.masked_coupling(np.arange(4) % 2 == 0, "affine", hidden=(32, 32))
+    >>> params = layer.init(jax.random.key(0), jnp.zeros(4))
+    >>> y, ldj = layer.forward(params, jnp.ones(4))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from gen.flows.bijector import Array, Bijector, Params, check_event
+from gen.nn.mlp import MLP, mlp_input_dim, mlp_output_dim
+
+ElementwiseFn = Callable[[Array, Array], tuple[Array, Array]]
+
+
+class Transformer(NamedTuple):
+    """A monotone elementwise map ``y = g(x; raw)`` driven by a conditioner's raw outputs.
+
+    Attributes:
+      num_params: raw parameters per transformed dim.
+      forward: ``forward(raw, x) -> (y, ldj)``; ``raw`` has shape ``x.shape + (num_params,)``,
+        ``y`` and the elementwise ``ldj = log|dy/dx|`` have shape ``x.shape``.
+      inverse: ``inverse(raw, y) -> (x, ldj)`` with ``ldj = log|dx/dy|`` elementwise (the
+        negative of the forward's at the corresponding point).
+
+    ``g(.; raw=0)`` should be the identity, or close to it: conditioners start zero-initialized.
+    """
+
+    num_params: int
+    forward: ElementwiseFn
+    inverse: ElementwiseFn
+
+
+def additive_transformer() -> Transformer:
+    """NICE: ``y = x + t`` with ``t = raw[..., 0]``; log-det 0."""
+
+    def forward(raw: Array, x: Array) -> tuple[Array, Array]:
+        return x + raw[..., 0], jnp.zeros_like(x)
+
+    def inverse(raw: Array, y: Array) -> tuple[Array, Array]:
+        return y - raw[..., 0], jnp.zeros_like(y)
+
+    return Transformer(1, forward, inverse)
+
+
+def affine_transformer(scale_bound: float = 3.0) -> Transformer:
+    """RealNVP: ``y = x * exp(s) + t`` with ``(t, r) = raw[..., 0], raw[..., 1]`` and a soft clamp
+
+        s = scale_bound * tanh(r / scale_bound)      in (-scale_bound, scale_bound),
+
+    so one layer rescales by at most ``exp(scale_bound)`` and an exploding conditioner cannot
+    overflow ``exp``. ``s ~ r`` for small ``r``, and ``s = 0`` at ``r = 0``. log-det ``s``
+    elementwise (summed by the coupling over transformed dims).
+    """
+    if not scale_bound > 0:
+        raise ValueError(f"affine_transformer: scale_bound must be > 0, got {scale_bound}.")
+    bound = float(scale_bound)
+
+    def params(raw: Array) -> tuple[Array, Array]:
+        return raw[..., 0], bound * jnp.tanh(raw[..., 1] / bound)
+
+    def forward(raw: Array, x: Array) -> tuple[Array, Array]:
+        t, s = params(raw)
+        return x * jnp.exp(s) + t, s
+
+    def inverse(raw: Array, y: Array) -> tuple[Array, Array]:
+        t, s = params(raw)
+        return (y - t) * jnp.exp(-s), -s
+
+    return Transformer(2, forward, inverse)
+
+
+def _spline_transformer() -> Transformer:
+    from gen.flows.spline import spline_transformer  # lazy: spline.py is optional here
+
+    return spline_transformer()
+
+
+TRANSFORMERS: dict[str, Callable[[], Transformer]] = {
+    "additive": additive_transformer,
+    "affine": affine_transformer,
+    "spline": _spline_transformer,  # rational-quadratic, default settings of gen.flows.spline
+}
+
+
+def get_transformer(transformer: str | Transformer) -> Transformer:
+    """Resolves a name in ``TRANSFORMERS`` or passes a transformer through.
+
+    Any object with ``num_params``, ``forward`` and ``inverse`` attributes is accepted (e.g. the
+    ``Transformer`` NamedTuple of ``gen.flows.spline``), so transformer modules need not import
+    this one.
+    """
+    if isinstance(transformer, str):
+        if transformer in TRANSFORMERS:
+            return TRANSFORMERS[transformer]()
+    elif all(hasattr(transformer, a) for a in ("num_params", "forward", "inverse")):
+        return Transformer(int(transformer.num_params), transformer.forward, transformer.inverse)
+    raise ValueError(
+        f"Unknown transformer {transformer!r}: pass one of {sorted(TRANSFORMERS)} or an object "
+        "with num_params, forward(raw, x) and inverse(raw, y), like coupling.Transformer."
+    )
+
+
+def _coupling(
+    name: str,
+    n_cond: int,
+    indices: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    dim: int | None,
+    transformer: str | Transformer,
+    hidden: Sequence[int],
+    context_dim: int | None,
+    activation: Callable[[Array], Array],
+) -> Bijector:
+    """A coupling layer over a vector event with ``n_cond`` conditioning dims.
+
+    ``indices(D) -> (cond_idx, trans_idx)`` are static index sets for an event of size ``D``.
+    With ``dim=None`` the event size comes from ``init``'s example event and is read back from
+    the conditioner's output size.
+    """
+    g = get_transformer(transformer)
+    if context_dim is not None and context_dim < 1:
+        raise ValueError(f"{name}: context_dim must be None or >= 1, got {context_dim}.")
+
+    def conditioner_input(xc: Array, context: Array | None, expected_ctx: int | None) -> Array:
+        """``[x_c, context]``; ``expected_ctx`` is None at init (then ``context_dim`` rules)."""
+        given = None if context is None else int(np.prod(jnp.shape(context)))
+        if expected_ctx is None:  # at init: only the factory's context_dim constrains it
+            expected_ctx = context_dim if context_dim is not None else (given or 0)
+        if expected_ctx > 0 and context is None:
+            raise ValueError(
+                f"{name}: this layer is conditional (context of size {expected_ctx}, set by "
+                "context_dim or by the context given at init) but was called without context; "
+                "pass context=<vector of that size> (one per event)."
+            )
+        if expected_ctx == 0 and context is not None:
+            raise ValueError(
+                f"{name}: this layer was built without context, but got a context of shape "
+                f"{jnp.shape(context)}; build it with context_dim=... and init with a context."
+            )
+        if context is None:
+            return xc
+        if given != expected_ctx:
+            raise ValueError(
+                f"{name}: expected a context of size {expected_ctx} (one vector per event), "
+                f"got shape {jnp.shape(context)}."
+            )
+        return jnp.concatenate([xc, jnp.reshape(context, (-1,)).astype(xc.dtype)])
+
+    def conditioner(n_trans: int) -> MLP:
+        return MLP((*hidden, n_trans * g.num_params), activation=activation, out_init_zero=True)
+
+    def event_dim(params: Params) -> int:
+        return dim if dim is not None else n_cond + mlp_output_dim(params) // g.num_params
+
+    def split(params_or_dim: Params | int, x: Array) -> tuple[np.ndarray, np.ndarray]:
+        d = params_or_dim if isinstance(params_or_dim, int) else event_dim(params_or_dim)
+        check_event(x, (d,), name)
+        return indices(d)
+
+    def init(key: Array, x: Array, context: Array | None = None) -> Params:
+        x = jnp.asarray(x)
+        if dim is None and (x.ndim != 1 or x.shape[0] <= n_cond):
+            raise ValueError(
+                f"{name}: expected one vector event of shape (D,) with D > {n_cond}, got shape "
+                f"{x.shape}. Bijectors act on a single event; map batches with jax.vmap."
+            )
+        cond_idx, trans_idx = split(x.shape[0] if dim is None else dim, x)
+        x = x.astype(jnp.result_type(x.dtype, jnp.float32))
+        return conditioner(trans_idx.size).init(key, conditioner_input(x[cond_idx], context, None))
+
+    def raw_params(params: Params, xc: Array, n_trans: int, context: Array | None) -> Array:
+        inp = conditioner_input(xc, context, mlp_input_dim(params) - n_cond)
+        return conditioner(n_trans).apply(params, inp).reshape(n_trans, g.num_params)
+
+    def forward(params: Params, x: Array, context: Array | None = None) -> tuple[Array, Array]:
+        cond_idx, trans_idx = split(params, x)
+        raw = raw_params(params, x[cond_idx], trans_idx.size, context)
+        yt, ldj = g.forward(raw, x[trans_idx])
+        return x.at[trans_idx].set(yt), jnp.sum(ldj)
+
+    def inverse(params: Params, y: Array, context: Array | None = None) -> tuple[Array, Array]:
+        cond_idx, trans_idx = split(params, y)
+        raw = raw_params(params, y[cond_idx], trans_idx.size, context)
+        xt, ldj = g.inverse(raw, y[trans_idx])
+        return y.at[trans_idx].set(xt), jnp.sum(ldj)
+
+    return Bijector(init, forward, inverse)
+
+
+def masked_coupling(
+    mask: Sequence[bool] | np.ndarray,
+    transformer: str | Transformer = "affine",
+    hidden: Sequence[int] = (128, 128),
+    context_dim: int | None = None,
+    activation: Callable[[Array], Array] = nn.gelu,
+) -> Bijector:
+    """RealNVP-style coupling on a vector event of shape ``(len(mask),)``.
+
+    Dims with ``mask == 1`` pass through and condition the rest: ``y = m x + (1 - m) g(x; theta)``
+    with ``theta = MLP([x[m == 1], context])`` (the same information as ``x * m``, without the
+    zeros). log-det ``sum_{i: m_i = 0} log g'(x_i)``.
+
+    Args:
+      mask: static binary mask with at least one 1 and one 0.
+      transformer: a name in ``TRANSFORMERS`` (``"affine"``, ``"additive"``, ``"spline"``) or a
+        ``Transformer`` (any object with ``num_params``, ``forward``, ``inverse``).
+      hidden: hidden layer widths of the conditioner MLP.
+      context_dim: size of the conditioning vector. ``None`` takes it from ``init``'s context
+        (no context at init: unconditional). A conditional layer called without context, or an
+        unconditional one called with context, raises ``ValueError``.
+      activation: the conditioner's nonlinearity.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 1 or not np.isin(m, (0, 1)).all():
+        raise ValueError(f"masked_coupling: mask must be a 1-D binary vector, got {mask!r}.")
+    m = m.astype(bool)
+    if m.all() or not m.any():
+        raise ValueError(
+            "masked_coupling: mask needs at least one 1 (conditioning dim) and one 0 "
+            f"(transformed dim), got {m.astype(int).tolist()}."
+        )
+    # int32: a static index array's dtype must not depend on jax_enable_x64.
+    cond_idx, trans_idx = np.flatnonzero(m).astype(np.int32), np.flatnonzero(~m).astype(np.int32)
+    return _coupling(
+        "masked_coupling",
+        cond_idx.size,
+        lambda d: (cond_idx, trans_idx),
+        m.size,
+        transformer,
+        hidden,
+        context_dim,
+        activation,
+    )
+
+
+def split_coupling(
+    split_index: int,
+    transformer: str | Transformer = "affine",
+    hidden: Sequence[int] = (128, 128),
+    context_dim: int | None = None,
+    event_dim: int | None = None,
+    activation: Callable[[Array], Array] = nn.gelu,
+) -> Bijector:
+    """Coupling on a vector event: ``x[:split_index]`` passes through and conditions
+    ``x[split_index:]``, i.e. ``masked_coupling(arange(D) < split_index, ...)``; see it for the
+    other arguments. The event size ``D`` is ``event_dim``, or else taken from ``init``'s example
+    event (and checked on every call). Reverse or permute between layers so every dim changes.
+    """
+    if split_index < 1 or (event_dim is not None and split_index >= event_dim):
+        raise ValueError(
+            f"split_coupling: need 0 < split_index < event_dim, got split_index={split_index}, "
+            f"event_dim={event_dim}."
+        )
+    return _coupling(
+        "split_coupling",
+        split_index,
+        lambda d: (
+            np.arange(0, split_index, dtype=np.int32),
+            np.arange(split_index, d, dtype=np.int32),
+        ),
+        event_dim,
+        transformer,
+        hidden,
+        context_dim,
+        activation,
+    )

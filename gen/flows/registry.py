@@ -1,0 +1,159 @@
+"""Every public bijector and combinator with non-trivial settings, for parametrized tests.
+
+``CASES[name]()`` returns ``(bijector, example_event)`` or ``(bijector, example_event,
+example_context)``. Example events are random but reach every branch: both signs for sign-
+dependent maps, values inside the open domain for ``logit`` and inverse ``tanh``. Tests should
+``perturb`` the initialized params, so that zero-initialized layers are not the identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen.flows.bijector import Array, Bijector, Params, chain, invert, scan
+from gen.flows.coupling import affine_transformer, masked_coupling, split_coupling
+from gen.flows.elementwise import affine, leaky_relu, logit, scale, shift, sigmoid, tanh
+from gen.flows.flow import realnvp
+from gen.flows.linear import lu_linear, permute, reverse
+
+Case = tuple[Bijector, Array] | tuple[Bijector, Array, Array]
+
+_MASK = np.array([1, 0, 1, 0, 0])
+_HIDDEN = (8,)  # one hidden layer: as good a test as two, and cheaper to compile
+
+
+def signed(seed: int, shape: tuple[int, ...], scale: float = 1.5) -> Array:
+    """Random values of both signs, magnitude ~ ``scale``: every third entry (from the second)
+    is negative. The counts differ, so a log-det that swaps its branches cannot cancel out."""
+    magnitude = scale * (0.1 + jnp.abs(jax.random.normal(jax.random.key(seed), shape)))
+    signs = jnp.where(jnp.arange(int(np.prod(shape))).reshape(shape) % 3 == 1, -1.0, 1.0)
+    return magnitude * signs
+
+
+def uniform(seed: int, shape: tuple[int, ...], low: float, high: float) -> Array:
+    """Random values in ``[low, high]``."""
+    return jax.random.uniform(jax.random.key(seed), shape, minval=low, maxval=high)
+
+
+def perturb(params: Params, seed: int = 0, scale: float = 0.2) -> Params:
+    """Adds ``scale`` times standard normal noise to every floating-point leaf of ``params``.
+
+    The noise comes from NumPy on the host: no compile per leaf shape, which keeps tests fast.
+    """
+    rng = np.random.default_rng(seed)
+
+    def add_noise(leaf: Array) -> Array:
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf
+        return leaf + jnp.asarray(scale * rng.standard_normal(leaf.shape), leaf.dtype)
+
+    return jax.tree.map(add_noise, params)
+
+
+CASES: dict[str, Callable[[], Case]] = {
+    # Elementwise.
+    "shift": lambda: (shift(), signed(0, (5,))),
+    "scale": lambda: (scale(), signed(1, (2, 3))),
+    "affine": lambda: (affine(), signed(2, (5,))),
+    "sigmoid": lambda: (sigmoid(), signed(3, (5,), 2.0)),
+    "logit": lambda: (logit(event_shape=(5,)), uniform(4, (5,), 0.02, 0.98)),
+    "tanh": lambda: (tanh(event_shape=5), signed(5, (5,))),
+    "tanh_inverse": lambda: (invert(tanh()), uniform(6, (5,), -0.95, 0.95)),
+    "leaky_relu": lambda: (leaky_relu(0.2, event_shape=(6,)), signed(7, (6,))),
+    "leaky_relu_steep": lambda: (leaky_relu(3.0), signed(8, (6,))),
+    # Linear.
+    "permute": lambda: (permute([2, 0, 4, 1, 3]), signed(9, (5,))),
+    "reverse": lambda: (reverse(event_dim=5), signed(10, (5,))),
+    "lu_linear": lambda: (lu_linear(5, perm=[3, 0, 4, 1, 2]), signed(11, (5,))),
+    # Couplings.
+    "masked_coupling_affine": lambda: (
+        masked_coupling(_MASK, "affine", hidden=_HIDDEN),
+        signed(12, (5,)),
+    ),
+    "masked_coupling_additive": lambda: (
+        masked_coupling(_MASK, "additive", hidden=(6, 6), activation=jax.nn.relu),
+        signed(13, (5,)),
+    ),
+    "masked_coupling_bounded_scale": lambda: (
+        masked_coupling(1 - _MASK, affine_transformer(scale_bound=0.5), hidden=(8,)),
+        signed(14, (5,)),
+    ),
+    "masked_coupling_context": lambda: (
+        masked_coupling(_MASK, "affine", hidden=_HIDDEN, context_dim=3),
+        signed(15, (5,)),
+        signed(16, (3,)),
+    ),
+    "masked_coupling_context_from_init": lambda: (
+        masked_coupling(_MASK, "additive", hidden=_HIDDEN),
+        signed(17, (5,)),
+        signed(18, (2,)),
+    ),
+    "split_coupling_affine": lambda: (
+        split_coupling(2, "affine", hidden=_HIDDEN),
+        signed(19, (5,)),
+    ),
+    "split_coupling_additive": lambda: (
+        split_coupling(3, "additive", hidden=(), event_dim=4),
+        signed(20, (4,)),
+    ),
+    "split_coupling_context": lambda: (
+        split_coupling(1, "affine", hidden=_HIDDEN, context_dim=2),
+        signed(21, (3,)),
+        signed(22, (2,)),
+    ),
+    # Combinators.
+    "chain": lambda: (
+        chain(
+            affine(),
+            masked_coupling(_MASK, "affine", hidden=_HIDDEN),
+            lu_linear(5),
+            reverse(),
+            leaky_relu(0.5),
+            split_coupling(2, "additive", hidden=(8,)),
+            tanh(),
+        ),
+        signed(23, (5,)),
+    ),
+    "chain_conditional": lambda: (
+        chain(
+            masked_coupling(_MASK, "affine", hidden=_HIDDEN, context_dim=2),
+            permute([4, 3, 0, 1, 2]),
+            split_coupling(2, "affine", hidden=_HIDDEN, context_dim=2),
+            shift(),
+        ),
+        signed(24, (5,)),
+        signed(25, (2,)),
+    ),
+    "invert_coupling": lambda: (
+        invert(masked_coupling(_MASK, "affine", hidden=_HIDDEN)),
+        signed(26, (5,)),
+    ),
+    "invert_chain": lambda: (
+        invert(chain(lu_linear(4), affine(), sigmoid())),
+        uniform(27, (4,), 0.05, 0.95),
+    ),
+    "scan": lambda: (
+        scan(chain(affine(), lu_linear(5), leaky_relu(0.5)), 3),
+        signed(28, (5,)),
+    ),
+    "scan_conditional": lambda: (
+        scan(chain(masked_coupling(_MASK, "affine", hidden=_HIDDEN, context_dim=2), reverse()), 3),
+        signed(29, (5,)),
+        signed(30, (2,)),
+    ),
+    # scan over 3 (coupling, complementary coupling) pairs.
+    "realnvp": lambda: (realnvp(4, num_layers=6, hidden=_HIDDEN).bijector, signed(31, (4,))),
+    "realnvp_odd_conditional": lambda: (
+        realnvp(3, num_layers=3, hidden=_HIDDEN, context_dim=2).bijector,
+        signed(32, (3,)),
+        signed(33, (2,)),
+    ),
+}
+"""Name -> builder of ``(bijector, example_event[, example_context])``."""
+
+# Cases whose bijector accepts events of any shape (elementwise, no event_shape given).
+SHAPE_AGNOSTIC: frozenset[str] = frozenset({"sigmoid", "tanh_inverse", "leaky_relu_steep"})
