@@ -1,0 +1,24 @@
+"""Shared Flax Linen networks: MLP, MADE, conv ResNet, UNet, denoisers, embeddings, attention.
+
+Outside the module definitions, code sees only ``apply(params, ...)`` over explicit params.
+"""
+
+from gen.nn.attention import AttentionBlock
+from gen.nn.denoiser import MLPDenoiser
+from gen.nn.embeddings import fourier_features, timestep_embedding
+from gen.nn.mlp import MLP
+from gen.nn.resnet import ConvResNet
+from gen.nn.unet import ResBlock, UNet, cifar10_config, count_params
+
+__all__ = [
+    "MLP",
+    "AttentionBlock",
+    "ConvResNet",
+    "MLPDenoiser",
+    "ResBlock",
+    "UNet",
+    "cifar10_config",
+    "count_params",
+    "fourier_features",
+    "timestep_embedding",
+]
