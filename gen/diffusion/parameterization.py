@@ -65,7 +65,8 @@ def vp_coefficients(schedule: Schedule, t: Array) -> Coefficients:
 
 def rectified_flow_coefficients(t: Array) -> Coefficients:
     """The straight path ``x_t = (1 - t) x0 + t eps`` of rectified flow / conditional OT."""
-    t = jnp.asarray(t, jnp.float32)
+    t = jnp.asarray(t)
+    t = t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(jnp.float32)
     return Coefficients(1.0 - t, t, -jnp.ones_like(t), jnp.ones_like(t))
 
 
