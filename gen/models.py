@@ -16,6 +16,7 @@ from gen.train.task import Task
 
 FAMILIES: dict[str, str] = {
     "realnvp": "gen.flows.training",
+    "fm": "gen.diffusion.training",
 }
 
 
@@ -26,4 +27,6 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         raise ConfigError(
             f"model.name={name!r} is not a known model; use one of {', '.join(sorted(FAMILIES))}."
         )
-    return importlib.import_module(FAMILIES[name]).build_task(config, spec)
+    module = importlib.import_module(FAMILIES[name])
+    builder = getattr(module, f"build_{name}_task", None) or module.build_task
+    return builder(config, spec)

@@ -1,0 +1,57 @@
+"""Flow matching (rectified flow, Liu et al. 2023 / Lipman et al. 2023) on a 2-D toy density.
+
+Command:
+    python -m experiments.run --config experiments/configs/fm_toy2d.py --workdir /tmp/fm_toy2d
+    python -m experiments.sample --workdir /tmp/fm_toy2d --num 2000 --out /tmp/fm.npy
+Other data: --config.data.name=checkerboard, or your own (N, 2) array with
+    --config.data.source=npy --config.data.path=train.npy
+
+Runtime: about 2 minutes on a 2-core CPU (10,000 steps at batch 512 and the exact-likelihood
+evaluation on 2,000 test points).
+Expected result: samples that cover all 8 modes of 8gaussians (samples/*.png), and a `test_nll`
+(exact likelihood through the ODE) within about 0.1 nats of the true entropy, 2.83 nats.
+Source: no published number for this toy; the entropy is computed by gen.data.toy2d.entropy.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_steps = 10_000
+    config.batch_size = 512
+    config.log_every = 500
+    config.checkpoint_every = 5000
+    config.eval_every = 5000
+    config.keep_checkpoints = 2
+    config.ema_decay = 0.999
+    config.num_samples = 2000
+    config.num_eval_examples = 2000
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "toy2d"
+    config.data.name = "8gaussians"
+    config.data.num_train = 100_000
+    config.data.num_test = 20_000
+    config.data.path = ""
+    config.data.test_path = ""
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "fm"
+    config.model.width = 256
+    config.model.num_blocks = 3
+    config.model.sigma_min = 0.0
+    config.model.time_distribution = "uniform"
+
+    config.sampler = ml_collections.ConfigDict()
+    config.sampler.method = "heun"
+    config.sampler.num_steps = 50
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = "adam"
+    config.optim.learning_rate = 1e-3
+    config.optim.warmup_steps = 200
+    config.optim.schedule = "cosine"
+    config.optim.grad_clip = 1.0
+    return config
