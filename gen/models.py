@@ -16,6 +16,7 @@ from gen.train.task import Task
 
 FAMILIES: dict[str, str] = {
     "realnvp": "gen.flows.training",
+    "ddpm": "gen.diffusion.training",
     "fm": "gen.diffusion.training",
 }
 

@@ -1,0 +1,63 @@
+"""DDPM (Ho et al. 2020) on a 2-D toy density: an MLP denoiser, eps loss, cosine schedule, T=1000.
+
+Command:
+    python -m experiments.run --config experiments/configs/ddpm_toy2d.py --workdir /tmp/ddpm_toy2d
+    python -m experiments.sample --workdir /tmp/ddpm_toy2d --num 2000 --out /tmp/ddpm.npy
+Other data: --config.data.name=checkerboard, or your own (N, 2) array with
+    --config.data.source=npy --config.data.path=train.npy
+Other samplers: --config.sampler.name=dpmpp_2m (ddpm, ddim, dpmpp_2m, dpmpp_3m, euler, heun,
+    euler_ancestral) --config.sampler.num_steps=20
+
+Runtime: about 2 minutes on a 2-core CPU (10,000 steps at batch 512, plus the exact
+probability-flow likelihood of 2,000 test points).
+Expected result: DDIM samples (50 steps) that cover all 8 modes of 8gaussians (samples/*.png);
+`test_nll` is the exact likelihood of the probability-flow ODE, near the true entropy 2.83 nats.
+Source: no published number for this toy; the entropy is computed by gen.data.toy2d.entropy.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_steps = 10_000
+    config.batch_size = 512
+    config.log_every = 500
+    config.checkpoint_every = 5000
+    config.eval_every = 5000
+    config.keep_checkpoints = 2
+    config.ema_decay = 0.999
+    config.num_samples = 2000
+    config.num_eval_examples = 2000
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "toy2d"
+    config.data.name = "8gaussians"
+    config.data.num_train = 100_000
+    config.data.num_test = 20_000
+    config.data.path = ""
+    config.data.test_path = ""
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "ddpm"
+    config.model.width = 256
+    config.model.num_blocks = 3
+    config.model.schedule = "cosine"
+    config.model.schedule_kwargs = ml_collections.ConfigDict({"num_steps": 1000})
+    config.model.num_train_steps = 1000
+    config.model.parameterization = "eps"
+    config.model.target = "eps"
+
+    config.sampler = ml_collections.ConfigDict()
+    config.sampler.name = "ddim"
+    config.sampler.num_steps = 50
+    config.sampler.spacing = "trailing"
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = "adam"
+    config.optim.learning_rate = 1e-3
+    config.optim.warmup_steps = 200
+    config.optim.schedule = "cosine"
+    config.optim.grad_clip = 1.0
+    return config
