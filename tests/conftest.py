@@ -10,7 +10,7 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
+import jax
 
 # Tests check numbers, not speed: most XLA optimizations only cost compile time here.
 jax.config.update("jax_disable_most_optimizations", True)

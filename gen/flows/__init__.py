@@ -12,6 +12,7 @@ Example::
     >>> lp = jax.vmap(flow.log_prob, in_axes=(None, 0))(params, jnp.zeros((5, 2)))
 """
 
+from gen.flows.autoregressive import inverse_autoregressive, masked_autoregressive
 from gen.flows.bijector import Bijector, chain, check_event, invert, scan
 from gen.flows.coupling import (
     TRANSFORMERS,
@@ -21,6 +22,14 @@ from gen.flows.coupling import (
     get_transformer,
     masked_coupling,
     split_coupling,
+)
+from gen.flows.dequantization import (
+    Dequantizer,
+    bits_per_dim,
+    log_likelihood_bound,
+    logit_preprocess,
+    uniform_dequantizer,
+    variational_dequantizer,
 )
 from gen.flows.distributions import Distribution, diag_normal, logistic, standard_normal
 from gen.flows.elementwise import (
@@ -33,38 +42,77 @@ from gen.flows.elementwise import (
     tanh,
 )
 from gen.flows.flow import Flow, class_conditional, make_flow, one_hot_context, realnvp
+from gen.flows.image import (
+    ActNormParams,
+    actnorm,
+    actnorm_data_init,
+    alternate,
+    channel_coupling,
+    checkerboard_coupling,
+    conv1x1,
+    glow_affine_transformer,
+    multi_scale,
+    split_prior,
+    squeeze,
+)
+from gen.flows.image_models import glow, realnvp_image
 from gen.flows.linear import lu_linear, permute, reverse
+from gen.flows.models import maf, nsf_autoregressive, nsf_coupling
 
 __all__ = [
     "TRANSFORMERS",
+    "ActNormParams",
     "Bijector",
+    "Dequantizer",
     "Distribution",
     "Flow",
     "Transformer",
+    "actnorm",
+    "actnorm_data_init",
     "additive_transformer",
     "affine",
     "affine_transformer",
+    "alternate",
+    "bits_per_dim",
     "chain",
+    "channel_coupling",
     "check_event",
+    "checkerboard_coupling",
     "class_conditional",
+    "conv1x1",
     "diag_normal",
     "get_transformer",
+    "glow",
+    "glow_affine_transformer",
+    "inverse_autoregressive",
     "invert",
     "leaky_relu",
+    "log_likelihood_bound",
     "logistic",
     "logit",
+    "logit_preprocess",
     "lu_linear",
+    "maf",
     "make_flow",
+    "masked_autoregressive",
     "masked_coupling",
+    "multi_scale",
+    "nsf_autoregressive",
+    "nsf_coupling",
     "one_hot_context",
     "permute",
     "realnvp",
+    "realnvp_image",
     "reverse",
     "scale",
     "scan",
     "shift",
     "sigmoid",
     "split_coupling",
+    "split_prior",
+    "squeeze",
     "standard_normal",
     "tanh",
+    "uniform_dequantizer",
+    "variational_dequantizer",
 ]

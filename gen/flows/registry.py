@@ -14,16 +14,36 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen.flows import autoregressive, models
 from gen.flows.bijector import Array, Bijector, Params, chain, invert, scan
 from gen.flows.coupling import affine_transformer, masked_coupling, split_coupling
+from gen.flows.dequantization import logit_preprocess
 from gen.flows.elementwise import affine, leaky_relu, logit, scale, shift, sigmoid, tanh
 from gen.flows.flow import realnvp
+from gen.flows.image import (
+    actnorm,
+    channel_coupling,
+    checkerboard_coupling,
+    conv1x1,
+    multi_scale,
+    split_prior,
+    squeeze,
+)
+from gen.flows.image_models import glow, realnvp_image
 from gen.flows.linear import lu_linear, permute, reverse
+from gen.flows.spline import spline_transformer
 
 Case = tuple[Bijector, Array] | tuple[Bijector, Array, Array]
 
 _MASK = np.array([1, 0, 1, 0, 0])
 _HIDDEN = (8,)  # one hidden layer: as good a test as two, and cheaper to compile
+# Added to signed(...) events of size 5 for splines with bound 2: entries 1 and 3 (signs - and +,
+# magnitude >= 2.65) land in the identity tails; seeds 40, 42, 43 keep the rest inside (-2, 2).
+_TAILS = np.array([0.0, -2.5, 0.0, 2.5, 0.0])
+_SPLINE_BOUND = 2.0
+# Image cases: one-block conv ResNet conditioners, 8 wide, 2 GroupNorm groups; events of at most
+# 32 scalars, so jacfwd stays cheap.
+_IMAGE = dict(hidden_channels=8, num_blocks=1, num_groups=2)
 
 
 def signed(seed: int, shape: tuple[int, ...], scale: float = 1.5) -> Array:
@@ -151,6 +171,106 @@ CASES: dict[str, Callable[[], Case]] = {
         realnvp(3, num_layers=3, hidden=_HIDDEN, context_dim=2).bijector,
         signed(32, (3,)),
         signed(33, (2,)),
+    ),
+    # Masked autoregressive (gen.flows.autoregressive): forward is the sequential D-pass scan.
+    "maf_affine": lambda: (autoregressive.maf("affine", hidden=_HIDDEN), signed(34, (5,))),
+    # Two hidden layers narrower than D, a permuted order, spline tails in both directions.
+    "maf_spline_order_narrow": lambda: (
+        autoregressive.maf(
+            spline_transformer(4, _SPLINE_BOUND), hidden=(3, 3), order=[2, 0, 4, 1, 3]
+        ),
+        signed(40, (5,)) + _TAILS,
+    ),
+    "maf_context": lambda: (
+        autoregressive.maf("affine", hidden=_HIDDEN, context_dim=3),
+        signed(35, (5,)),
+        signed(36, (3,)),
+    ),
+    "iaf_affine_order": lambda: (
+        autoregressive.iaf("affine", hidden=_HIDDEN, order=[4, 1, 3, 0, 2]),
+        signed(37, (5,)),
+    ),
+    "iaf_spline_context": lambda: (
+        autoregressive.iaf(spline_transformer(4, _SPLINE_BOUND), hidden=_HIDDEN, context_dim=2),
+        signed(42, (5,)) + _TAILS,
+        signed(38, (2,)),
+    ),
+    # Flow models (gen.flows.models): m, (f, m) x L under scan.
+    "maf_model": lambda: (models.maf(4, num_layers=3, hidden=_HIDDEN).bijector, signed(39, (4,))),
+    # Seeds picked so that the perturbed splines keep the float32 round trip well conditioned
+    # (others give bins of the minimum height 2B/1000 and Jacobian singular values ~1e-4).
+    "nsf_coupling": lambda: (
+        models.nsf_coupling(
+            5, num_layers=2, num_bins=4, bound=_SPLINE_BOUND, hidden=_HIDDEN
+        ).bijector,
+        signed(40, (5,)) + _TAILS,
+    ),
+    "nsf_autoregressive_conditional": lambda: (
+        models.nsf_autoregressive(
+            5, num_layers=2, num_bins=4, bound=_SPLINE_BOUND, hidden=_HIDDEN, context_dim=2
+        ).bijector,
+        signed(43, (5,)) + _TAILS,
+        signed(44, (2,)),
+    ),
+    # Image bijectors (gen.flows.image, image_models, dequantization) on (H, W, C) events.
+    "actnorm": lambda: (actnorm(), signed(60, (4, 4, 2))),
+    "conv1x1": lambda: (conv1x1(), signed(61, (2, 4, 3))),
+    "conv1x1_perm": lambda: (conv1x1([2, 0, 3, 1]), signed(62, (2, 2, 4))),
+    # squeeze changes the shape: exercised in both directions between shape-preserving ends.
+    "squeeze_conv1x1_unsqueeze": lambda: (
+        chain(squeeze(), conv1x1(), invert(squeeze())),
+        signed(63, (4, 4, 2)),
+    ),
+    "unsqueeze_actnorm_squeeze": lambda: (
+        chain(invert(squeeze()), actnorm(), squeeze()),
+        signed(64, (2, 2, 8)),
+    ),
+    "checkerboard_coupling_affine": lambda: (
+        checkerboard_coupling(0, "affine", **_IMAGE),
+        signed(65, (4, 4, 2)),
+    ),
+    "checkerboard_coupling_glow_context": lambda: (
+        checkerboard_coupling(1, "glow", context_dim=3, **_IMAGE),
+        signed(66, (4, 4, 2)),
+        signed(67, (3,)),
+    ),
+    "channel_coupling_additive": lambda: (
+        channel_coupling(0, "additive", **_IMAGE),
+        signed(68, (4, 4, 2)),
+    ),
+    "channel_coupling_glow": lambda: (channel_coupling(1, "glow", **_IMAGE), signed(69, (2, 2, 4))),
+    "channel_coupling_affine_context_from_init": lambda: (
+        channel_coupling(0, "affine", **_IMAGE),
+        signed(70, (2, 4, 4)),
+        signed(71, (2,)),
+    ),
+    "split_prior_context": lambda: (
+        split_prior(context_dim=2),
+        signed(72, (2, 2, 4)),
+        signed(73, (2,)),
+    ),
+    # One factor-out: squeeze, step, split; the kept half: squeeze, step, unsqueeze.
+    "multi_scale_factor_out": lambda: (
+        multi_scale((4, 4, 2), 2, lambda s: chain(channel_coupling(0, **_IMAGE), conv1x1())),
+        signed(74, (4, 4, 2)),
+    ),
+    "logit_preprocess": lambda: (
+        logit_preprocess(0.05, event_shape=(2, 2, 2)),
+        uniform(75, (2, 2, 2), 0.02, 0.98),
+    ),
+    # Whole models: Glow with learned priors and logit preprocessing (data in (0, 1)), and a
+    # class-conditional-style multi-scale RealNVP with learned priors.
+    "glow": lambda: (
+        glow((4, 4, 2), num_scales=2, num_steps=2, **_IMAGE).bijector,
+        uniform(76, (4, 4, 2), 0.05, 0.95),
+    ),
+    "realnvp_image_context": lambda: (
+        realnvp_image(
+            (4, 4, 2), num_scales=2, num_steps=1, context_dim=2, learned_prior=True, logit=None,
+            **_IMAGE,
+        ).bijector,
+        signed(77, (4, 4, 2)),
+        signed(78, (2,)),
     ),
 }
 """Name -> builder of ``(bijector, example_event[, example_context])``."""

@@ -6,11 +6,13 @@ Outside the module definitions, code sees only ``apply(params, ...)`` over expli
 from gen.nn.attention import AttentionBlock
 from gen.nn.denoiser import MLPDenoiser
 from gen.nn.embeddings import fourier_features, timestep_embedding
+from gen.nn.made import MADE
 from gen.nn.mlp import MLP
 from gen.nn.resnet import ConvResNet
 from gen.nn.unet import ResBlock, UNet, cifar10_config, count_params
 
 __all__ = [
+    "MADE",
     "MLP",
     "AttentionBlock",
     "ConvResNet",

@@ -151,6 +151,8 @@ class MADE(nn.Module):
             raise ValueError(f"MADE: expected inputs of shape (..., D), got shape {x.shape}.")
         if self.num_params < 1:
             raise ValueError(f"MADE: num_params must be >= 1, got {self.num_params}.")
+        if any(int(width) < 1 for width in self.hidden):
+            raise ValueError(f"MADE: hidden widths must be >= 1, got {tuple(self.hidden)}.")
         dim = x.shape[-1]
         context_dim = 0
         if context is not None:
