@@ -175,7 +175,7 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
                 denoiser = samplers.guided(denoiser, guidance_scale, net.null_label)
         x_T = jax.random.normal(k_noise, (num, *spec.shape))
         x = sampler(denoiser, parameterization, schedule, x_T, ts, key=k_sampler, labels=labels,
-                    clip_x0=(-1.0, 1.0) if spec.kind == "image" else None, **sampler_options)
+                    clip_x0=1.0 if spec.kind == "image" else None, **sampler_options)
         return jnp.clip(x, -1.0, 1.0) if spec.kind == "image" else x
 
     if spec.kind == "image":
