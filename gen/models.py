@@ -16,6 +16,11 @@ from gen.train.task import Task
 
 FAMILIES: dict[str, str] = {
     "realnvp": "gen.flows.training",
+    "maf": "gen.flows.training",
+    "nsf": "gen.flows.training",
+    "nsf_ar": "gen.flows.training",
+    "realnvp_image": "gen.flows.training",
+    "glow": "gen.flows.training",
     "ddpm": "gen.diffusion.training",
     "fm": "gen.diffusion.training",
 }

@@ -52,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler = ml_collections.ConfigDict()
     config.sampler.name = "ddim"
     config.sampler.num_steps = 50
-    config.sampler.spacing = "trailing"
+    config.sampler.spacing = "leading"  # see gen/diffusion/training.py on trailing with eps
 
     config.optim = ml_collections.ConfigDict()
     config.optim.name = "adam"

@@ -146,7 +146,14 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     if num_sampling_steps < 1:
         raise ConfigError(f"sampler.num_steps must be >= 1, got {num_sampling_steps}.")
     if num_train_steps:
-        spacing = getattr(timesteps, sampler_cfg.get("spacing", "trailing"))
+        # "leading" (diffusers' DDIM default) starts below t = 1: an eps-predictor's x0 estimate
+        # there is divided by alpha(1), about 5e-5 for the cosine schedule, and blows up on
+        # unclipped (vector) data. Use "trailing" with v or x0 parameterizations.
+        spacing_name = sampler_cfg.get("spacing", "leading")
+        if spacing_name not in ("leading", "trailing", "linspace"):
+            raise ConfigError(f"sampler.spacing={spacing_name!r} is not leading, trailing or "
+                              "linspace.")
+        spacing = getattr(timesteps, spacing_name)
         ts = samplers.times_from_timesteps(spacing(num_train_steps, num_sampling_steps),
                                            num_train_steps)
     else:

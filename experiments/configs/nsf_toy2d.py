@@ -1,0 +1,56 @@
+"""Neural Spline Flow (Durkan et al. 2019, NSF-C) on a 2-D toy density.
+
+Rational-quadratic spline couplings (K bins on [-B, B], linear tails) alternating with LU linear
+layers, MLP conditioners, standard normal base.
+
+Command:
+    python -m experiments.run --config experiments/configs/nsf_toy2d.py --workdir /tmp/nsf_8g
+    python -m experiments.run --config experiments/configs/nsf_toy2d.py --workdir /tmp/nsf_cb \\
+        --config.data.name=checkerboard
+    python -m experiments.sample --workdir /tmp/nsf_8g --num 2000 --out /tmp/nsf.npy
+Your own (N, 2) float array: --config.data.source=npy --config.data.path=train.npy
+
+Runtime: under 3 minutes on a 2-core CPU.
+Expected result: `test_nll` in eval.json within 0.03 nats of the true entropy: 2.832 nats for
+8gaussians and log 32 = 3.466 nats for checkerboard (the densities of gen.data.toy2d, the
+FFJORD toy set). Source: the entropies are exact (checkerboard) or a 1e6-sample Monte Carlo
+estimate (8gaussians), gen.data.toy2d.entropy; the README lists what we measured.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_steps = 6000
+    config.batch_size = 512
+    config.log_every = 500
+    config.checkpoint_every = 2000
+    config.eval_every = 3000
+    config.keep_checkpoints = 2
+    config.ema_decay = 0.0
+    config.num_samples = 2000
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "toy2d"
+    config.data.name = "8gaussians"
+    config.data.num_train = 200_000
+    config.data.num_test = 20_000
+    config.data.path = ""
+    config.data.test_path = ""
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "nsf"
+    config.model.num_layers = 6
+    config.model.num_bins = 16
+    config.model.bound = 5.0
+    config.model.hidden = (128, 128)
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = "adam"
+    config.optim.learning_rate = 1e-3
+    config.optim.warmup_steps = 200
+    config.optim.schedule = "cosine"
+    config.optim.grad_clip = 5.0
+    return config
