@@ -203,7 +203,7 @@ CASES: dict[str, Callable[[], Case]] = {
         models.nsf_coupling(
             5, num_layers=2, num_bins=4, bound=_SPLINE_BOUND, hidden=_HIDDEN
         ).bijector,
-        signed(43, (5,)) + _TAILS,
+        signed(50, (5,)) + _TAILS,
     ),
     "nsf_autoregressive_conditional": lambda: (
         models.nsf_autoregressive(
