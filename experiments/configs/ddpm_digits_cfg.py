@@ -9,10 +9,10 @@ Command:
     python -m experiments.sample --workdir /tmp/dc --num 64 --out /tmp/dc.npy
 Other guidance: --config.sampler.guidance_scale=1.0 (plain conditional), 3.0 (sharper).
 
-Runtime: about 10 minutes on a 2-core CPU.
+Runtime: estimated at 10 to 20 minutes on a 2-core CPU; not yet measured.
 Expected result: samples/*.png show digits of the requested (random) classes; `test_bpd` is the
 class-conditional VLB, below the unconditional ddpm_digits number. No published number for this
-dataset; the README lists what we measured.
+dataset; not yet measured.
 """
 
 from experiments.configs import ddpm_digits

@@ -15,7 +15,7 @@ Runtime: a full run (100k steps at batch 128) takes a few hours on one modern GP
 about one step per second.
 Expected result: no paper reports DDPM bits/dim on MNIST in this setting; the VLB (`test_bpd`,
 in 8-bit bits/dim on `num_eval_examples` test images) should fall well below the 1.05 bits/dim of
-Glow (FFJORD paper, Table 2) only for long runs. The README lists what the short run reached.
+Glow (FFJORD paper, Table 2) only for long runs. No short-run result has been measured yet.
 """
 
 import ml_collections

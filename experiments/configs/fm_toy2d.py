@@ -19,11 +19,11 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
-    config.num_steps = 10_000
+    config.num_steps = 8000
     config.batch_size = 512
     config.log_every = 500
-    config.checkpoint_every = 5000
-    config.eval_every = 5000
+    config.checkpoint_every = 4000
+    config.eval_every = 8000
     config.keep_checkpoints = 2
     config.ema_decay = 0.999
     config.num_samples = 2000
@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "fm"
-    config.model.width = 256
+    config.model.width = 128
     config.model.num_blocks = 3
     config.model.sigma_min = 0.0
     config.model.time_distribution = "uniform"

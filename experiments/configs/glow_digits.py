@@ -1,14 +1,14 @@
 """Glow (Kingma & Dhariwal 2018) on scikit-learn's 8x8 digits, in bits/dim.
 
 Command:
-    python -m experiments.run --config experiments/configs/realnvp_digits.py --workdir /tmp/gd
+    python -m experiments.run --config experiments/configs/glow_digits.py --workdir /tmp/gd
     python -m experiments.sample --workdir /tmp/gd --num 64 --out /tmp/gd.npy
 
 Data: 1,437 training and 360 test digits (stratified split), uniformly dequantized and scaled to
 [0, 1]. Each step: ActNorm (initialized from data), invertible 1x1 conv, affine coupling.
 `test_bpd` is in 8-bit pixel space: the 17 grey levels of the digits are stored as uint8.
-Runtime: about 5 minutes on a 2-core CPU.
-Expected result: `test_bpd` in eval.json (the README lists what we measured); there is no
+Runtime: estimated at 5 to 10 minutes on a 2-core CPU; not yet measured.
+Expected result: `test_bpd` in eval.json (not yet measured); there is no
 published number for this dataset.
 """
 

@@ -12,9 +12,10 @@ first 8,000 images, evaluate on the last 2,000):
         --config.data.test_split='test[8000:]' --config.num_steps=2000
 
 Target: 1.05 bits/dim on the MNIST test set (FFJORD paper, Grathwohl et al. 2019, Table 2,
-Glow row). A full run of this configuration (batch 64, about 100k steps) needs one modern GPU
-for roughly half a day; on a 2-core CPU a step takes about a second, so only short runs are
-practical there. The README lists what the short run reached.
+Glow row).
+Runtime and hardware: a full run (batch 64, 100k steps) needs one modern GPU for roughly half a
+day; a 2-core CPU manages about one step per second, so only short runs are practical there. No
+short-run result has been measured yet.
 """
 
 import ml_collections
