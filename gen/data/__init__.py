@@ -11,7 +11,7 @@ Example::
 from gen.data.loaders import SOURCES, load
 from gen.data.pipeline import Pipeline, eval_batches, to_global
 from gen.data.preprocess import Preprocess, make_preprocess
-from gen.data.source import ArraySource, Dataset, DataSpec, Source, slice_source
+from gen.data.source import ArraySource, Dataset, DataSpec, Source
 
 __all__ = [
     "SOURCES",
@@ -24,6 +24,5 @@ __all__ = [
     "eval_batches",
     "load",
     "make_preprocess",
-    "slice_source",
     "to_global",
 ]

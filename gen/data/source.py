@@ -63,23 +63,6 @@ class ArraySource:
         return out
 
 
-def slice_source(source: Source, start: int, stop: int) -> Source:
-    """The examples ``start:stop`` of ``source`` as a source of their own."""
-    return _Slice(source, start, stop)
-
-
-class _Slice:
-    def __init__(self, source: Source, start: int, stop: int):
-        n = len(source)
-        self.source, self.start, self.stop = source, *slice(start, stop).indices(n)[:2]
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        return self.source[np.asarray(indices) + self.start]
-
-
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     """A dataset as its :class:`DataSpec` and its train and test splits."""

@@ -237,7 +237,7 @@ class _Evaluator:
         for i, (batch, mask) in enumerate(batches):
             out = self._eval(params, to_global(batch, self.mesh), jax.random.fold_in(self.key, i))
             out = {k: _gather(v) for k, v in out.items()}
-            mask = _gather_host(mask)
+            mask = _gather(mask)
             count += float(mask.sum())
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v, np.float64) * mask))
@@ -270,16 +270,11 @@ class _Evaluator:
         visualize.save_scatter(path, samples[:, :2], data[:, :2], log_prob, f"step {step}")
 
 
-def _gather(x: jax.Array) -> np.ndarray:
+def _gather(x: jax.Array | np.ndarray) -> np.ndarray:
+    """Every process's rows of ``x`` (a batch-sharded array or a host array), on the host."""
     if jax.process_count() > 1:
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
-
-
-def _gather_host(x: np.ndarray) -> np.ndarray:
-    if jax.process_count() > 1:
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return x
 
 
 def init_state(config, task: Task, preprocess: Preprocess, pipeline: Pipeline, mesh,
