@@ -16,7 +16,7 @@ from gen.nn.mlp import MLP, mlp_input_dim, mlp_output_dim
 NAMES = sorted(registry.CASES)
 CONDITIONAL = sorted(n for n in NAMES if len(registry.CASES[n]()) == 3)
 # Their event shape is whatever init's example event has, so a batch at init is a bigger event.
-SHAPE_FROM_INIT = {"shift", "scale", "affine"}
+SHAPE_FROM_INIT = {"shift", "scale", "affine", "spline"}
 
 
 FACTORS = (1.0, 0.9, 0.7)  # batch = event * factor: stays in the domain, keeps the signs
@@ -305,3 +305,25 @@ def test_mlp():
     assert out.shape == (2,) and np.any(out != 0)
     with pytest.raises(ValueError, match="non-empty"):
         MLP(()).init(jax.random.key(0), jnp.ones(3))
+
+
+def test_block_leaves_the_rest_untouched_and_checks_indices():
+    inner = flows.affine()
+    x = registry.signed(3, (6,))
+    for indices in (slice(1, 4), [5, 0, 3], [-1, 2]):
+        b = flows.block(inner, indices, (6,))
+        params = registry.perturb(b.init(jax.random.key(0), x), seed=1)
+        y, ldj = b.forward(params, x)
+        idx = np.arange(6)[indices]
+        rest = np.setdiff1d(np.arange(6), idx)
+        np.testing.assert_array_equal(y[rest], x[rest])  # bit for bit
+        y_part, ldj_part = inner.forward(params, x[idx])
+        np.testing.assert_allclose(y[idx], y_part, rtol=1e-6)
+        np.testing.assert_allclose(ldj, ldj_part, rtol=1e-6)
+    for bad, match in (([1, 1], "distinct"), ([], "non-empty"), ([0.5], "ints")):
+        with pytest.raises(ValueError, match=match):
+            flows.block(inner, bad)
+    with pytest.raises(ValueError, match="out of range"):
+        flows.block(inner, [0, 6]).init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="select nothing"):
+        flows.block(inner, slice(7, 9)).init(jax.random.key(0), x)

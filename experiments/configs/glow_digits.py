@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.num_steps = 4000
-    config.batch_size = 128
+    config.batch_size = 64
     config.log_every = 200
     config.checkpoint_every = 1000
     config.eval_every = 2000
@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_scales = 2
     config.model.num_steps = 8
     config.model.hidden_channels = 32
-    config.model.num_blocks = 2
+    config.model.num_blocks = 1
     config.model.num_groups = 8
     config.model.logit = 0.05
 

@@ -13,7 +13,7 @@ Example::
 """
 
 from gen.flows.autoregressive import inverse_autoregressive, masked_autoregressive
-from gen.flows.bijector import Bijector, chain, check_event, invert, scan
+from gen.flows.bijector import Bijector, block, chain, check_event, invert, scan
 from gen.flows.coupling import (
     TRANSFORMERS,
     Transformer,
@@ -74,6 +74,7 @@ __all__ = [
     "affine_transformer",
     "alternate",
     "bits_per_dim",
+    "block",
     "chain",
     "channel_coupling",
     "check_event",

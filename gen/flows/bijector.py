@@ -16,15 +16,19 @@ Example::
     >>> b = flows.chain(flows.shift(), flows.scale())
     >>> params = b.init(jax.random.key(0), jnp.zeros(3))
     >>> y, ldj = b.forward(params, jnp.ones(3))
+
+Combinators: ``chain`` (composition), ``invert`` (swap directions), ``scan`` (``n`` stacked
+copies under ``lax.scan``) and ``block`` (a bijector on part of the event).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 Params = Any
@@ -146,5 +150,97 @@ def scan(bijector: Bijector, n: int) -> Bijector:
 
         x, ldjs = jax.lax.scan(body, y, params, reverse=True)
         return x, jnp.sum(ldjs)
+
+    return Bijector(init, forward, inverse)
+
+
+def block(
+    bijector: Bijector,
+    indices: slice | Sequence[int],
+    event_shape: Sequence[int] | None = None,
+    axis: int = -1,
+) -> Bijector:
+    """Applies ``bijector`` to the entries ``indices`` of the event along ``axis``; the others
+    pass through unchanged.
+
+    ``y[idx] = b(x[idx])``, ``y[rest] = x[rest]``, so the Jacobian is block diagonal with an
+    identity block and ``log|det dy/dx| = log|det db/dx[idx]|``. ``indices`` is static: a
+    ``slice`` (e.g. ``slice(2, 5)``; a contiguous one is read with a slice and written back with
+    ``concatenate``, no gather) or a sequence of distinct ints, in the order the inner bijector
+    sees them. The inner bijector's event is ``x`` with ``axis`` cut to ``len(indices)``;
+    ``context`` is passed through. Params are the inner bijector's.
+
+    ``event_shape`` (recommended) is checked on every call, so that a batch or an event of the
+    wrong length raises a ``ValueError`` naming both shapes; ``None`` accepts any event whose
+    ``axis`` holds the indices.
+
+    Example: a spline on the last two of four dims, ``block(spline(8), slice(2, 4), (4,))``.
+    """
+    shape_wanted = None if event_shape is None else tuple(int(d) for d in event_shape)
+    if not isinstance(indices, slice):
+        seq = np.asarray(indices)
+        if seq.ndim != 1 or seq.size == 0 or not np.issubdtype(seq.dtype, np.integer):
+            raise ValueError(
+                f"block: indices must be a slice or a non-empty sequence of ints, got {indices!r}."
+            )
+        if len(set(seq.tolist())) != seq.size:
+            raise ValueError(f"block: indices must be distinct, got {seq.tolist()}.")
+
+    def resolve(x: Array) -> tuple[int, np.ndarray]:
+        if shape_wanted is not None:
+            check_event(x, shape_wanted, "block")
+        shape = jnp.shape(x)
+        if not shape or not -len(shape) <= axis < len(shape):
+            raise ValueError(
+                f"block: axis {axis} is out of range for an event of shape {tuple(shape)}."
+            )
+        ax = axis % len(shape)
+        n = shape[ax]
+        if isinstance(indices, slice):
+            idx = np.arange(n)[indices]
+        else:
+            idx = np.asarray(indices)
+            if idx.min() < -n or idx.max() >= n:
+                raise ValueError(
+                    f"block: indices {idx.tolist()} are out of range for axis {axis} of size {n} "
+                    f"(event shape {tuple(shape)})."
+                )
+            idx = idx % n
+        if idx.size == 0:
+            raise ValueError(
+                f"block: indices {indices!r} select nothing on axis {axis} of size {n}."
+            )
+        return ax, idx.astype(np.int32)
+
+    def take(x: Array, ax: int, idx: np.ndarray) -> Array:
+        if np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size)):
+            return jax.lax.slice_in_dim(x, int(idx[0]), int(idx[0]) + idx.size, axis=ax)
+        return jnp.take(x, idx, axis=ax)
+
+    def put(x: Array, part: Array, ax: int, idx: np.ndarray) -> Array:
+        start, stop = int(idx[0]), int(idx[0]) + idx.size
+        if np.array_equal(idx, np.arange(start, stop)):
+            left = jax.lax.slice_in_dim(x, 0, start, axis=ax)
+            right = jax.lax.slice_in_dim(x, stop, x.shape[ax], axis=ax)
+            return jnp.concatenate([left, part.astype(x.dtype), right], axis=ax)
+        moved = jnp.moveaxis(x, ax, 0).at[idx].set(jnp.moveaxis(part, ax, 0).astype(x.dtype))
+        return jnp.moveaxis(moved, 0, ax)
+
+    def init(key: Array, x: Array, context: Array | None = None) -> Params:
+        x = jnp.asarray(x)
+        ax, idx = resolve(x)
+        return bijector.init(key, take(x, ax, idx), context)
+
+    def apply(fn: TransformFn, params: Params, x: Array, context: Array | None):
+        x = jnp.asarray(x)
+        ax, idx = resolve(x)
+        part, ldj = fn(params, take(x, ax, idx), context)
+        return put(x, part, ax, idx), ldj
+
+    def forward(params: Params, x: Array, context: Array | None = None) -> tuple[Array, Array]:
+        return apply(bijector.forward, params, x, context)
+
+    def inverse(params: Params, y: Array, context: Array | None = None) -> tuple[Array, Array]:
+        return apply(bijector.inverse, params, y, context)
 
     return Bijector(init, forward, inverse)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen.flows import autoregressive, models
-from gen.flows.bijector import Array, Bijector, Params, chain, invert, scan
+from gen.flows.bijector import Array, Bijector, Params, block, chain, invert, scan
 from gen.flows.coupling import affine_transformer, masked_coupling, split_coupling
 from gen.flows.dequantization import logit_preprocess
 from gen.flows.elementwise import affine, leaky_relu, logit, scale, shift, sigmoid, tanh
@@ -31,7 +31,7 @@ from gen.flows.image import (
 )
 from gen.flows.image_models import glow, realnvp_image
 from gen.flows.linear import lu_linear, permute, reverse
-from gen.flows.spline import spline_transformer
+from gen.flows.spline import spline, spline_transformer
 
 Case = tuple[Bijector, Array] | tuple[Bijector, Array, Array]
 
@@ -80,6 +80,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "scale": lambda: (scale(), signed(1, (2, 3))),
     "affine": lambda: (affine(), signed(2, (5,))),
     "sigmoid": lambda: (sigmoid(), signed(3, (5,), 2.0)),
+    "spline": lambda: (spline(5, _SPLINE_BOUND), signed(42, (5,)) + _TAILS),
     "logit": lambda: (logit(event_shape=(5,)), uniform(4, (5,), 0.02, 0.98)),
     "tanh": lambda: (tanh(event_shape=5), signed(5, (5,))),
     "tanh_inverse": lambda: (invert(tanh()), uniform(6, (5,), -0.95, 0.95)),
@@ -155,6 +156,24 @@ CASES: dict[str, Callable[[], Case]] = {
     "invert_chain": lambda: (
         invert(chain(lu_linear(4), affine(), sigmoid())),
         uniform(27, (4,), 0.05, 0.95),
+    ),
+    # A spline on dims 1..3 (two of them in its tails), the rest untouched.
+    "block_spline_slice": lambda: (
+        block(spline(4, _SPLINE_BOUND), slice(1, 4), (5,)),
+        signed(40, (5,)) + _TAILS,
+    ),
+    # A conditioned coupling on dims (4, 0, 2), in that order: the gather/scatter path.
+    "block_coupling_indices_context": lambda: (
+        block(
+            masked_coupling([1, 0, 1], "affine", hidden=_HIDDEN, context_dim=2), [4, 0, 2], (5,)
+        ),
+        signed(41, (5,)),
+        signed(42, (2,)),
+    ),
+    # ActNorm on the first two channels of an image event.
+    "block_image_channels": lambda: (
+        block(actnorm(), slice(0, 2), (2, 2, 3), axis=-1),
+        signed(43, (2, 2, 3)),
     ),
     "scan": lambda: (
         scan(chain(affine(), lu_linear(5), leaky_relu(0.5)), 3),
