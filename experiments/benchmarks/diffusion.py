@@ -7,8 +7,9 @@ every core this process may use: JAX through the process's CPU affinity, torch t
 - ``sampler``: the overhead of a sampler per step. A trivial denoiser, ``eps = 0.1 x`` (the same
   function in JAX and torch), the DDPM linear schedule (T = 1000), 20 "leading" timesteps, at
   each ``--shapes`` (NHWC for gen, NCHW for torch). gen: ``samplers.ddim`` (eta 0) and
-  ``samplers.dpmpp_2m``, the whole loop under one ``jax.jit`` (steady state: median of
-  ``--repeats`` calls; compile time apart). diffusers: ``DDIMScheduler`` and
+  ``samplers.dpmpp_2m``, the whole loop under one ``jax.jit`` (steady state: the best of
+  ``--rounds`` interleaved medians of ``--repeats`` calls; compile time apart). diffusers:
+  ``DDIMScheduler`` and
   ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)``, the usual loop
   ``for t in scheduler.timesteps: x = scheduler.step(model(x, t), t, x).prev_sample`` under
   ``torch.no_grad()`` (``set_timesteps(20)`` outside the timed region). Both start from the same
@@ -134,8 +135,9 @@ def _schedulers(diffusers: Any) -> dict[str, Any]:
     }
 
 
-def measure_floor(shape: tuple[int, ...], repeats: int) -> float:
-    """Seconds per step of ``x = a x + b eps`` (a, b per step), 20 steps in one ``lax.scan``."""
+def measure_floor(shape: tuple[int, ...], repeats: int, rounds: int = 3) -> float:
+    """Seconds per step of ``x = a x + b eps`` (a, b per step), 20 steps in one ``lax.scan``;
+    the best of ``rounds`` medians."""
 
     def passes(x: jax.Array, eps: jax.Array, coef: jax.Array) -> jax.Array:
         def step(x: jax.Array, c: jax.Array) -> tuple[jax.Array, None]:
@@ -146,11 +148,15 @@ def measure_floor(shape: tuple[int, ...], repeats: int) -> float:
     x, eps = jax.random.normal(jax.random.key(0), (2, *shape))
     coef = jnp.stack([jnp.linspace(0.9, 1.0, STEPS), jnp.linspace(0.1, 0.0, STEPS)], axis=1)
     compiled, _ = _compile(passes, x, eps, coef)
-    return _median(lambda: compiled(x, eps, coef), repeats) / STEPS
+    return min(_median(lambda: compiled(x, eps, coef), repeats) for _ in range(rounds)) / STEPS
 
 
-def measure_sampler(name: str, shape: tuple[int, ...], repeats: int) -> Result:
-    """Per-step seconds of gen's jitted sampler and diffusers' loop, with gen's compile time."""
+def measure_sampler(name: str, shape: tuple[int, ...], repeats: int, rounds: int = 3) -> Result:
+    """Per-step seconds of gen's jitted sampler and diffusers' loop, with gen's compile time.
+
+    Each is timed in ``rounds`` interleaved rounds of ``repeats`` calls; the best round's median
+    is reported.
+    """
     import torch
 
     from gen.diffusion import samplers, schedules, timesteps
@@ -188,16 +194,24 @@ def measure_sampler(name: str, shape: tuple[int, ...], repeats: int) -> Result:
     diff = float(np.max(np.abs(ours - theirs)))
     if diff > 1e-4 * max(1.0, float(np.max(np.abs(theirs)))):
         raise RuntimeError(f"{name} {shape}: gen and diffusers disagree (max |diff| {diff:.3g}).")
-    times = []
-    for _ in range(repeats + 1):
-        scheduler.set_timesteps(STEPS)
-        start = time.perf_counter()
-        loop()
-        times.append(time.perf_counter() - start)
+    def diffusers_median() -> float:
+        times = []
+        for _ in range(repeats + 1):
+            scheduler.set_timesteps(STEPS)
+            start = time.perf_counter()
+            loop()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times[1:])
+
+    # Interleaved rounds, best median of each: a shared machine's noise only ever adds time.
+    gen_s, diffusers_s = [], []
+    for _ in range(rounds):
+        gen_s.append(_median(lambda: compiled(x, ts), repeats) / STEPS)
+        diffusers_s.append(diffusers_median() / STEPS)
     return {
-        "gen_s": _median(lambda: compiled(x, ts), repeats) / STEPS,
+        "gen_s": min(gen_s),
         "gen_compile_s": compile_s,
-        "diffusers_s": statistics.median(times[1:]) / STEPS,
+        "diffusers_s": min(diffusers_s),
         "max_abs_diff": diff,
     }
 
@@ -494,7 +508,7 @@ def gpu_table(r: Result | None) -> str:
     )
 
 
-def header(repeats: int, threads: int) -> str:
+def header(repeats: int, threads: int, rounds: int) -> str:
     versions = [f"jax {jax.__version__}"]
     try:
         import diffusers
@@ -506,7 +520,8 @@ def header(repeats: int, threads: int) -> str:
     return (
         f"CPU ({platform.machine()}), {threads} thread{'s' * (threads > 1)} for both libraries "
         f"(JAX: CPU affinity; torch: `torch.set_num_threads({threads})`), float32, median of "
-        f"{repeats}; {', '.join(versions)}."
+        f"{repeats} calls (sampler item: the best of {rounds} interleaved rounds of that); "
+        f"{', '.join(versions)}."
     )
 
 
@@ -543,27 +558,30 @@ def main() -> None:
         help="sampler shapes, NHWC, e.g. 4,8,8,3 64,32,32,3",
     )
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of the sampler item; the best median is kept")
     parser.add_argument("--threads", type=int, help="CPU threads for both (default: all)")
     parser.add_argument("--batch", type=int, default=8, help="batch of the e2e item")
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
+    if args.repeats < 1 or args.rounds < 1:
+        parser.error("--repeats and --rounds must be >= 1")
     threads = _pin_threads(args.threads)
     if {"sampler", "e2e"} & set(args.items):
         torch, _ = _peers()
         torch.set_num_threads(threads)
 
     results: Result = {"threads": threads, "repeats": args.repeats}
-    sections = [header(args.repeats, threads)]
+    sections = [header(args.repeats, threads, args.rounds)]
     with jax.default_device(jax.devices("cpu")[0]):  # the CPU items stay on CPU beside a GPU
         if "sampler" in args.items:
             results["sampler"] = []
             for shape in args.shapes:
-                floor = measure_floor(shape, args.repeats)
+                floor = measure_floor(shape, args.repeats, args.rounds)
                 for name in SAMPLERS:
-                    r = measure_sampler(name, shape, args.repeats) | {"floor_s": floor}
+                    r = measure_sampler(name, shape, args.repeats, args.rounds)
+                    r |= {"floor_s": floor}
                     print(_shape(shape), name, {k: float(f"{v:.4g}") for k, v in r.items()})
                     results["sampler"].append({"shape": list(shape), "sampler": name, **r})
             sections.append(sampler_table(results["sampler"]))
