@@ -51,6 +51,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_blocks = 1
     config.model.num_groups = 8
     config.model.logit = 0.05
+    # "uniform": the pipeline's noise; "variational": a Flow++ q(u | x) trained with the flow
+    # (then set data.dequantize="none"; the deq_* keys size it).
+    config.model.dequantizer = "uniform"
+    config.model.deq_steps = 2
+    config.model.deq_hidden_channels = 16
+    config.model.deq_eval_samples = 1
 
     config.optim = ml_collections.ConfigDict()
     config.optim.name = "adam"

@@ -5,9 +5,19 @@ space; ``gen.train`` converts it to bits/dim in 8-bit space for dequantized imag
 (``realnvp``, ``maf``, ``nsf``, ``nsf_ar``) see image events flattened, and their samples are
 reshaped back; image models (``realnvp_image``, ``glow``) see ``(H, W, C)`` events. ActNorm layers
 are initialized from the first training batch (Glow's data-dependent init).
+
+Dequantization: by default the data pipeline adds uniform noise (``data.dequantize='uniform'``).
+With ``model.dequantizer='variational'`` (image models; needs ``data.dequantize='none'`` and
+``data.scale='unit'``) the task trains a Flow++ dequantizer ``q(u | x)`` jointly with the flow
+on the bound ``log P(x) >= E_q[log p_model((x + u) / 256) - D log 256 - log q(u | x)]``
+(``gen.flows.dequantization``); the loss is then minus that bound in nats per image and
+``test_bpd`` its value in bits per 8-bit dimension (``model.deq_eval_samples`` draws of ``u``,
+importance-weighted when more than one).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +27,7 @@ import optax
 from gen.data.source import DataSpec
 from gen.errors import ConfigError
 from gen.flows import image_models, models
+from gen.flows.dequantization import log_likelihood_bound, variational_dequantizer
 from gen.flows.flow import Flow, realnvp
 from gen.flows.image import actnorm_data_init
 from gen.train.optim import make_optimizer
@@ -73,8 +84,18 @@ def make_flow_from_config(model: ml_collections.ConfigDict, spec: DataSpec) -> F
     raise ConfigError(f"model.name={name!r} is not a flow model of gen.flows.training.")
 
 
+DEQUANTIZERS = ("uniform", "variational")
+
+
 def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     """The flow :class:`Task`: NLL training, ``nll`` evaluation, sampling and log-densities."""
+    dequantizer = config.model.get("dequantizer", "uniform")
+    if dequantizer not in DEQUANTIZERS:
+        raise ConfigError(
+            f"model.dequantizer={dequantizer!r} is not one of {list(DEQUANTIZERS)}."
+        )
+    if dequantizer == "variational":
+        return build_variational_task(config, spec)
     flow = make_flow_from_config(config.model, spec)
     tx = make_optimizer(config.optim, config.num_steps)
     image_model = config.model.name in IMAGE_MODELS
@@ -106,3 +127,68 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         return train_step(state, {**batch, "x": event(batch["x"])}, key)
 
     return Task(init, step, evaluate, sample, log_prob)
+
+
+def build_variational_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
+    """The flow :class:`Task` with Flow++ variational dequantization (see the module docstring).
+
+    Params are ``{"flow": ..., "dequantizer": ...}``. The batches hold ``x / 255`` for integer
+    pixels ``x`` (``data.dequantize='none'``, ``data.scale='unit'``); the task recovers ``x``,
+    draws ``u ~ q(u | x)`` and feeds ``(x + u) / 256`` to the flow. Samples are returned in the
+    data's units, ``floor(256 y) / 255``.
+    """
+    model, data = config.model, config.data
+    if model.name not in IMAGE_MODELS:
+        raise ConfigError(
+            f"model.dequantizer='variational' needs an image model ({list(IMAGE_MODELS)}), got "
+            f"model.name={model.name!r}."
+        )
+    if data.get("dequantize", "uniform") != "none" or data.get("scale", "unit") != "unit":
+        raise ConfigError(
+            "model.dequantizer='variational' adds its own noise: set data.dequantize='none' and "
+            "data.scale='unit'."
+        )
+    flow = make_flow_from_config(model, spec)
+    deq = variational_dequantizer(
+        spec.shape, num_steps=model.get("deq_steps", 2),
+        hidden_channels=model.get("deq_hidden_channels", 16), num_blocks=1,
+        num_groups=model.get("num_groups", 8) or None,
+    )
+    eval_samples = int(model.get("deq_eval_samples", 1))
+    tx = make_optimizer(config.optim, config.num_steps)
+    dim = spec.dim
+
+    def pixels(x: jax.Array) -> jax.Array:
+        return jnp.round(x.astype(jnp.float32) * 255.0)
+
+    def bounds(params, x: jax.Array, key: jax.Array, num_samples: int = 1) -> jax.Array:
+        def one(pix: jax.Array, k: jax.Array) -> jax.Array:
+            lp = functools.partial(flow.log_prob, params["flow"])
+            return log_likelihood_bound(lp, deq, params["dequantizer"], pix, k,
+                                        num_samples=num_samples)
+
+        return jax.vmap(one)(pixels(x), jax.random.split(key, x.shape[0]))
+
+    def init(key: jax.Array, batch: dict) -> TrainState:
+        k_flow, k_deq, k_u, k_run = jax.random.split(key, 4)
+        pix = pixels(batch["x"])
+        y = (pix + jax.random.uniform(k_u, pix.shape)) / 256.0
+        flow_params = actnorm_data_init(flow.init(k_flow, y[0]), flow, y)
+        params = {"flow": flow_params, "dequantizer": deq.init(k_deq, pix[0])}
+        return TrainState.create(params, tx, k_run)
+
+    def step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
+        loss, grads = jax.value_and_grad(
+            lambda p: -jnp.mean(bounds(p, batch["x"], key))
+        )(state.params)
+        return apply_gradients(state, grads, tx), {"loss": loss}
+
+    def evaluate(params, batch: dict, key: jax.Array) -> dict[str, jax.Array]:
+        return {"bpd": -bounds(params, batch["x"], key, eval_samples) / (dim * jnp.log(2.0))}
+
+    def sample(params, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
+        del labels
+        y = jax.vmap(flow.sample, in_axes=(None, 0))(params["flow"], jax.random.split(key, num))
+        return jnp.clip(jnp.floor(256.0 * y), 0.0, 255.0) / 255.0
+
+    return Task(init, step, evaluate, sample, None)
