@@ -20,11 +20,11 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
-    config.num_steps = 4000
+    config.num_steps = 2000
     config.batch_size = 64
     config.log_every = 200
     config.checkpoint_every = 1000
-    config.eval_every = 2000
+    config.eval_every = 1000
     config.keep_checkpoints = 2
     config.ema_decay = 0.0
     config.num_samples = 64
@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.name = "glow"
     config.model.num_scales = 2
-    config.model.num_steps = 8
+    config.model.num_steps = 4
     config.model.hidden_channels = 32
     config.model.num_blocks = 1
     config.model.num_groups = 8

@@ -7,10 +7,10 @@ Command:
 Data: 1,437 training and 360 test digits (stratified split), uniformly dequantized and scaled to
 [0, 1]; the model starts with RealNVP's logit preprocessing, whose Jacobian is counted.
 `test_bpd` is in 8-bit pixel space: the 17 grey levels of the digits are stored as uint8.
-Runtime: measured 0.45 steps/s for realnvp_digits on a 2-core CPU (XLA's CPU convolutions),
-so the default 4,000 steps take about 2.5 hours there; one GPU is the practical choice.
-Expected result: `test_bpd` in eval.json (not yet measured); there is no
-published number for this dataset.
+Runtime: about 10 minutes on a 2-core CPU (572 s measured, 6 steps/s, with the machine shared
+with another job; a conv conditioner 16 channels wide, one residual block, batch 64).
+Expected result: `test_bpd` 4.81 on the 360 test digits (measured; 4.83 at step 1,500). There
+is no published number for this dataset.
 """
 
 import ml_collections
