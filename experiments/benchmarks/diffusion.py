@@ -395,22 +395,28 @@ def measure_e2e(batch: int, repeats: int) -> Result:
 # ----------------------------------------------------------------------------------------------
 
 
-def measure_gpu(repeats: int) -> Result:
-    """bf16 peak (an 8192^3 matmul) and the bf16 CIFAR-10 UNet training step at batch 128."""
+def measure_gpu(
+    repeats: int, batch: int = GPU_BATCH, peak_n: int = PEAK_N, unet: dict | None = None
+) -> Result:
+    """bf16 peak (a ``peak_n``^3 matmul) and the bf16 UNet training step (the CIFAR-10 UNet
+    unless ``unet`` gives other ``gen.nn.UNet`` settings) at ``batch``; MFU = the step's FLOPs
+    (XLA's cost analysis) per second over that peak. Runs on whatever device JAX has."""
     from gen.nn import UNet, cifar10_config
 
-    a, b = jax.random.normal(jax.random.key(0), (2, PEAK_N, PEAK_N), jnp.bfloat16)
+    a, b = jax.random.normal(jax.random.key(0), (2, peak_n, peak_n), jnp.bfloat16)
     matmul, _ = _compile(jnp.matmul, a, b)
-    peak = 2 * PEAK_N**3 / _median(lambda: matmul(a, b), repeats)
+    peak = 2 * peak_n**3 / _median(lambda: matmul(a, b), repeats)
 
-    net = UNet(**cifar10_config(), dtype=jnp.bfloat16)
-    x = jax.random.normal(jax.random.key(1), (GPU_BATCH, *IMAGE))
-    t_in = jax.random.randint(jax.random.key(2), (GPU_BATCH,), 0, T).astype(jnp.float32)
+    net = UNet(**(cifar10_config() if unet is None else unet), dtype=jnp.bfloat16)
+    x = jax.random.normal(jax.random.key(1), (batch, *IMAGE))
+    t_in = jax.random.randint(jax.random.key(2), (batch,), 0, T).astype(jnp.float32)
     r = _time_training(net, x, t_in, repeats)
     return r | {
         "device": jax.devices()[0].device_kind,
+        "batch": batch,
+        "peak_n": peak_n,
         "peak_flops": peak,
-        "images_per_s": GPU_BATCH / r["train_s"],
+        "images_per_s": batch / r["train_s"],
         "mfu": r["train_flops"] / r["train_s"] / peak,
     }
 
@@ -496,7 +502,8 @@ def gpu_table(r: Result | None) -> str:
     return "\n".join(
         [
             f"GPU ({r['device']}): CIFAR-10 UNet ({r['params'] / 1e6:.1f}M params), bf16 compute, "
-            f"batch {GPU_BATCH}, training step with Adam. Peak = measured {PEAK_N}^3 bf16 matmul; "
+            f"batch {r['batch']}, training step with Adam. Peak = measured {r['peak_n']}^3 bf16 "
+            "matmul; "
             "FLOPs per step from XLA's cost analysis.",
             "",
             "| step ms | images/s | TFLOP/step | measured bf16 peak TFLOP/s | MFU | compile (s) |",

@@ -1,0 +1,15 @@
+"""The benchmarks' GPU item runs end to end, here on CPU at a tiny size (no GPU is needed)."""
+
+import math
+
+from experiments.benchmarks import diffusion
+
+
+def test_gpu_item_measures_throughput_and_mfu_at_a_tiny_size():
+    unet = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,), num_groups=4)
+    r = diffusion.measure_gpu(repeats=2, batch=2, peak_n=128, unet=unet)
+    assert r["train_flops"] > 0 and r["peak_flops"] > 0 and r["images_per_s"] > 0
+    assert math.isfinite(r["mfu"]) and r["mfu"] > 0
+    text = diffusion.gpu_table(r)
+    assert "MFU" in text and "batch 2" in text and "128^3" in text
+    assert "skipped" in diffusion.gpu_table(None)
