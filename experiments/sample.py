@@ -1,9 +1,11 @@
 """Sample from a trained run.
 
-    python -m experiments.sample --workdir DIR --num N --out FILE.npy [--seed S]
+    python -m experiments.sample --workdir DIR --num N --out FILE.npy [--seed S] [--labels 0,1,2]
 
 Loads the latest checkpoint in DIR and writes N samples in data units to FILE.npy (uint8 pixels
-for images, float32 vectors otherwise); for images it also writes a PNG grid to FILE.png.
+for images, float32 vectors otherwise); for images it also writes a PNG grid to FILE.png. For a
+class-conditional run, --labels splits the samples into equal consecutive groups, one per label
+(--num 100 --labels 0,1,...,9: one row per class).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num", type=int, required=True, help="how many samples")
     parser.add_argument("--out", required=True, help="the .npy file to write")
     parser.add_argument("--seed", type=int, default=0, help="the sampling seed")
+    parser.add_argument("--labels", help="comma-separated class labels (conditional runs)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     try:
@@ -41,7 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gen.models import build_task
         from gen.train.sampling import sample_workdir
 
-        samples, spec = sample_workdir(args.workdir, args.num, args.seed, build_task)
+        labels = None
+        if args.labels is not None:
+            try:
+                labels = [int(c) for c in args.labels.split(",")]
+            except ValueError:
+                raise UserError(
+                    f"--labels {args.labels!r} must be comma-separated integers, e.g. 0,1,2."
+                ) from None
+        samples, spec = sample_workdir(args.workdir, args.num, args.seed, build_task,
+                                       labels=labels)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

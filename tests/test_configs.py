@@ -85,3 +85,21 @@ def test_toy_configs_train_on_a_users_npy_array_and_sample(tmp_path, name):
     loop.train_and_evaluate(config, workdir, build_task)
     samples, spec = sample_workdir(workdir, 12, 0, build_task)
     assert spec.shape == (2,) and samples.shape == (12, 2) and np.all(np.isfinite(samples))
+
+
+def test_class_conditional_run_samples_the_requested_labels(tmp_path):
+    from gen.errors import ConfigError
+    from gen.train.sampling import sample_workdir
+
+    config = load_config_file(ROOT / "experiments" / "configs" / "ddpm_digits_cfg.py")
+    for (section, key), value in TINY.items():
+        node = config if section is None else config.get(section)
+        if node is not None and key in node:
+            node[key] = type(node[key])(value) if isinstance(node[key], tuple) else value
+    config.model.schedule_kwargs.num_steps = 10
+    workdir = tmp_path / "run"
+    loop.train_and_evaluate(config, workdir, build_task)
+    samples, spec = sample_workdir(workdir, 6, 0, build_task, labels=[3, 7])
+    assert samples.shape == (6, 8, 8, 1) and spec.num_classes == 10
+    with pytest.raises(ConfigError, match=r"class indices in 0\.\.9"):
+        sample_workdir(workdir, 2, 0, build_task, labels=[10])

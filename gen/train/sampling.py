@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -20,12 +21,20 @@ from gen.train.loop import BuildTask, restore_state
 
 
 def sample_workdir(
-    workdir: str | Path, num: int, seed: int, build_task: BuildTask, chunk: int | None = None
+    workdir: str | Path,
+    num: int,
+    seed: int,
+    build_task: BuildTask,
+    chunk: int | None = None,
+    labels: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, DataSpec]:
     """``num`` samples, in data units, from the latest checkpoint in ``workdir``.
 
     Uses the EMA params where the run kept them. Samples are drawn in chunks of ``chunk``
     (default: the run's batch size) with keys ``fold_in(PRNGKey(seed), chunk_index)``.
+    ``labels`` (class-conditional runs only) splits the samples into ``len(labels)`` equal
+    consecutive groups, one per label: ``num=100, labels=range(10)`` gives a 10x10 grid with one
+    row per class. Without it a conditional run samples uniformly random classes.
     """
     workdir = Path(workdir)
     if num < 1:
@@ -38,7 +47,21 @@ def sample_workdir(
             f"python -m experiments.run --config ... --workdir {workdir}."
         )
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    if labels is not None and not config.model.get("class_conditional", False):
+        raise ConfigError(
+            f"--labels needs a class-conditional run; {workdir} was trained without "
+            "model.class_conditional=True."
+        )
     dataset = load_data(config.data)
+    per_sample = None
+    if labels is not None:
+        classes = dataset.spec.num_classes or 0
+        bad = [int(c) for c in labels if not 0 <= int(c) < classes]
+        if not len(labels) or bad:
+            raise ConfigError(
+                f"--labels must be class indices in 0..{classes - 1}, got {list(labels)}."
+            )
+        per_sample = np.asarray(labels, np.int32)[np.arange(num) * len(labels) // num]
     preprocess = make_preprocess(dataset.spec, config.data)
     task = build_task(config, dataset.spec)
     mesh = mesh_lib.make_mesh()
@@ -52,5 +75,6 @@ def sample_workdir(
     parts = []
     for i, start in enumerate(range(0, num, chunk)):
         n = min(chunk, num - start)
-        parts.append(np.asarray(sample(params, jax.random.fold_in(key, i), n)))
+        y = None if per_sample is None else per_sample[start:start + n]
+        parts.append(np.asarray(sample(params, jax.random.fold_in(key, i), n, y)))
     return preprocess.postprocess(np.concatenate(parts)), dataset.spec
