@@ -6,16 +6,22 @@ Commands (data from a local folder of MNIST-format files, or from TFDS):
     python -m experiments.run --config experiments/configs/ddpm_mnist.py --workdir /tmp/dm \\
         --config.data.source=tfds --config.data.name=mnist
 The short development run on the real MNIST test split in ../shared/data/mnist (train on its
-first 8,000 images, evaluate on the last 2,000):
+first 8,000 images, evaluate on the last 2,000), with a CPU-sized UNet:
     python -m experiments.run --config experiments/configs/ddpm_mnist.py --workdir /tmp/dm \\
         --config.data.path=../shared/data/mnist --config.data.train_split='test[:8000]' \\
-        --config.data.test_split='test[8000:]' --config.num_steps=2000
+        --config.data.test_split='test[8000:]' --config.num_steps=1000 --config.model.ch=32 \\
+        --config.model.ch_mult='(1,2)' --config.model.num_res_blocks=1 \\
+        --config.model.attn_resolutions='()' --config.batch_size=64 --config.ema_decay=0.99 \\
+        --config.num_eval_examples=100 --config.eval_every=1000 --config.optim.warmup_steps=100
 
-Runtime: a full run (100k steps at batch 128) takes a few hours on one modern GPU; a CPU does
-about one step per second.
+Runtime: a full run (100k steps at batch 128) takes a few hours on one modern GPU; it is far too
+slow for a CPU at this size.
 Expected result: no paper reports DDPM bits/dim on MNIST in this setting; the VLB (`test_bpd`,
 in 8-bit bits/dim on `num_eval_examples` test images) should fall well below the 1.05 bits/dim of
-Glow (FFJORD paper, Table 2) only for long runs. No short-run result has been measured yet.
+Glow (FFJORD paper, Table 2) only for long runs. Measured: the short run above reaches
+`test_bpd` 2.33 (full discrete VLB on 100 of the last 2,000 test images) in 1,101 s on a 2-core
+CPU (1.3 steps/s; the VLB's 1,000 UNet passes take about 5 minutes); its samples are strokes,
+not yet digits.
 """
 
 import ml_collections
