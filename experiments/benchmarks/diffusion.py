@@ -69,9 +69,10 @@ Result = dict[str, Any]
 # ----------------------------------------------------------------------------------------------
 
 
-def _median(call: Callable[[], Any], repeats: int) -> float:
-    """Median seconds of ``call()`` after one warm-up call; JAX outputs are waited for."""
-    jax.block_until_ready(call())
+def _median(call: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
+    """Median seconds of ``call()`` after ``warmup`` untimed calls; JAX outputs are waited for."""
+    for _ in range(warmup):
+        jax.block_until_ready(call())
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -196,12 +197,12 @@ def measure_sampler(name: str, shape: tuple[int, ...], repeats: int, rounds: int
         raise RuntimeError(f"{name} {shape}: gen and diffusers disagree (max |diff| {diff:.3g}).")
     def diffusers_median() -> float:
         times = []
-        for _ in range(repeats + 1):
+        for _ in range(repeats + 3):
             scheduler.set_timesteps(STEPS)
             start = time.perf_counter()
             loop()
             times.append(time.perf_counter() - start)
-        return statistics.median(times[1:])
+        return statistics.median(times[3:])  # the same 3 warm-up calls as gen
 
     # Interleaved rounds, best median of each: a shared machine's noise only ever adds time.
     gen_s, diffusers_s = [], []
