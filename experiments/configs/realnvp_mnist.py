@@ -6,16 +6,19 @@ Commands (data from a local folder of MNIST-format files, or from TFDS):
     python -m experiments.run --config experiments/configs/realnvp_mnist.py --workdir /tmp/rm \\
         --config.data.source=tfds --config.data.name=mnist
 The short development run on the real MNIST test split in ../shared/data/mnist (train on its
-first 8,000 images, evaluate on the last 2,000):
+first 8,000 images, evaluate on the last 2,000), with a CPU-sized conditioner:
     python -m experiments.run --config experiments/configs/realnvp_mnist.py --workdir /tmp/rm \\
         --config.data.path=../shared/data/mnist --config.data.train_split='test[:8000]' \\
-        --config.data.test_split='test[8000:]' --config.num_steps=2000
+        --config.data.test_split='test[8000:]' --config.num_steps=1500 \\
+        --config.model.hidden_channels=16 --config.model.num_blocks=1 --config.batch_size=32 \\
+        --config.eval_every=1500 --config.optim.warmup_steps=100
 
 Target: 1.06 bits/dim on the MNIST test set (FFJORD paper, Grathwohl et al. 2019, Table 2,
 RealNVP row).
 Runtime and hardware: a full run (batch 64, 100k steps) needs one modern GPU for roughly half a
-day; a 2-core CPU manages about one step per second, so only short runs are practical there. No
-short-run result has been measured yet.
+day; this config at full size is far too slow for a CPU. Measured: the short run above reaches
+`test_bpd` 1.83 on the last 2,000 test images in 1,080 s on a 2-core CPU (1.4 steps/s, the
+machine shared with other jobs); its samples are blobs and strokes, not yet digits.
 """
 
 import ml_collections
