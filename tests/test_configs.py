@@ -29,6 +29,14 @@ TINY = {
 }
 
 
+def shrink(config) -> None:
+    """Sets every size key of ``TINY`` that ``config`` has, in place."""
+    for (section, key), value in TINY.items():
+        node = config if section is None else config.get(section)
+        if node is not None and key in node:
+            node[key] = type(node[key])(value) if isinstance(node[key], tuple) else value
+
+
 def test_there_are_configs():
     assert {"quickstart", "nsf_toy2d", "ddpm_toy2d", "fm_toy2d"} <= {p.stem for p in CONFIGS}
 
@@ -45,10 +53,7 @@ def test_docstring_states_command_runtime_and_expected_result(path):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_trains_evaluates_and_samples_at_tiny_size(path, tmp_path):
     config = load_config_file(path)
-    for (section, key), value in TINY.items():
-        node = config if section is None else config.get(section)
-        if node is not None and key in node:
-            node[key] = type(node[key])(value) if isinstance(node[key], tuple) else value
+    shrink(config)
     if "schedule_kwargs" in config.model and "num_steps" in config.model.schedule_kwargs:
         config.model.schedule_kwargs.num_steps = 10
     if config.data.source == "tfds":
@@ -74,10 +79,7 @@ def test_toy_configs_train_on_a_users_npy_array_and_sample(tmp_path, name):
     train = rng.normal(size=(300, 2)).astype(np.float32) * [1.0, 0.3] + [2.0, -1.0]
     np.save(tmp_path / "train.npy", train)
     config = load_config_file(ROOT / "experiments" / "configs" / f"{name}.py")
-    for (section, key), value in TINY.items():
-        node = config if section is None else config.get(section)
-        if node is not None and key in node:
-            node[key] = type(node[key])(value) if isinstance(node[key], tuple) else value
+    shrink(config)
     if "schedule_kwargs" in config.model:
         config.model.schedule_kwargs.num_steps = 10
     config.data.source, config.data.path = "npy", str(tmp_path / "train.npy")
@@ -92,10 +94,7 @@ def test_class_conditional_run_samples_the_requested_labels(tmp_path):
     from gen.train.sampling import sample_workdir
 
     config = load_config_file(ROOT / "experiments" / "configs" / "ddpm_digits_cfg.py")
-    for (section, key), value in TINY.items():
-        node = config if section is None else config.get(section)
-        if node is not None and key in node:
-            node[key] = type(node[key])(value) if isinstance(node[key], tuple) else value
+    shrink(config)
     config.model.schedule_kwargs.num_steps = 10
     workdir = tmp_path / "run"
     loop.train_and_evaluate(config, workdir, build_task)
