@@ -142,7 +142,7 @@ def _knots(u: Array, bound: float, min_size: float) -> _Knots:
     upper = np.arange(k + 1)[:, None] * 2 > k
     sums = jnp.dot(jnp.asarray(np.where(upper, _sums_matrix(k, True), _sums_matrix(k, False)),
                                probs.dtype), probs, precision=jax.lax.Precision.HIGHEST)
-    j = np.arange(k + 1, dtype=np.float64)[:, None]
+    j = jnp.arange(k + 1, dtype=probs.dtype)[:, None]
     c, scale = 1.0 - min_size * k, 2.0 * bound
     knots = jnp.where(upper, bound - scale * (min_size * (k - j) + c * sums),
                       scale * (min_size * j + c * sums) - bound)
