@@ -123,12 +123,6 @@ class _Knots(NamedTuple):
     knots: Array  # (K + 1, N): x_j (x_0 = -B and x_K = B exactly)
 
 
-def _sums_matrix(k: int, tail: bool) -> np.ndarray:
-    """``(K + 1, K)`` 0/1 rows: ``P_j`` (``i < j``), or ``Q_j = 1 - P_j`` (``i >= j``) if tail."""
-    i, j = np.arange(k)[None, :], np.arange(k + 1)[:, None]
-    return (i >= j if tail else i < j).astype(np.float32)
-
-
 def _knots(u: Array, bound: float, min_size: float) -> _Knots:
     """Knots from raw sizes ``u`` of shape ``(K, N)``: ``x_j = -B + 2B (m j + (1 - K m) P_j)``.
 
@@ -139,9 +133,11 @@ def _knots(u: Array, bound: float, min_size: float) -> _Knots:
     k = u.shape[0]
     e = jnp.exp(u - jnp.max(u, axis=0))
     probs = e * (1.0 / jnp.sum(e, axis=0))
-    upper = np.arange(k + 1)[:, None] * 2 > k
-    sums = jnp.dot(jnp.asarray(np.where(upper, _sums_matrix(k, True), _sums_matrix(k, False)),
-                               probs.dtype), probs, precision=jax.lax.Precision.HIGHEST)
+    rows, cols = np.arange(k + 1)[:, None], np.arange(k)[None, :]
+    upper = 2 * rows > k
+    # Row j sums p_i over i < j (P_j), or over i >= j (Q_j = 1 - P_j) above the middle.
+    ones = np.where(upper, cols >= rows, cols < rows)
+    sums = jnp.dot(jnp.asarray(ones, probs.dtype), probs, precision=jax.lax.Precision.HIGHEST)
     j = jnp.arange(k + 1, dtype=probs.dtype)[:, None]
     c, scale = 1.0 - min_size * k, 2.0 * bound
     knots = jnp.where(upper, bound - scale * (min_size * (k - j) + c * sums),
