@@ -296,6 +296,41 @@ def test_scan_params_are_stacked_and_compile_size_is_depth_independent():
 
 
 
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        np.arange(8) % 2 == 0,  # interleave, conditioning dims even
+        np.arange(8) % 2 == 1,  # interleave, conditioning dims odd
+        np.arange(7) % 2 == 0,  # alternating with unequal halves: scatter
+        np.arange(6) < 2,  # contiguous blocks
+        np.arange(6) >= 4,
+        np.array([1, 0, 0, 1, 0, 1, 1, 0], bool),  # irregular: scatter
+        np.array([0, 1, 0], bool),  # one conditioning dim
+    ],
+)
+def test_coupling_take_and_merge_match_gather_and_scatter(mask):
+    # The coupling reads and writes its index sets with slices, concatenates and interleaves where
+    # it can; every path must equal the gather/scatter it replaces, values and transposes.
+    from gen.flows.coupling import _merge, _take
+
+    cond, trans = np.flatnonzero(mask), np.flatnonzero(~mask)
+    x = registry.signed(0, (mask.size,))
+    new = registry.signed(1, (trans.size,))
+
+    def ours(x, new):
+        return _merge(x, _take(x, cond), new * _take(x, trans), cond, trans)
+
+    def reference(x, new):
+        return x.at[trans].set(new * x[trans])
+
+    np.testing.assert_array_equal(ours(x, new), reference(x, new))
+    cotangent = registry.signed(2, (mask.size,))
+    got = jax.vjp(ours, x, new)[1](cotangent)
+    want = jax.vjp(reference, x, new)[1](cotangent)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+
+
 @pytest.mark.parametrize("remat", [None, jax.checkpoint_policies.nothing_saveable])
 def test_scan_remat_policies_agree_with_the_default(remat):
     # The default policy saves everything; None (no checkpoint) and nothing_saveable (each step

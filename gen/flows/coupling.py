@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -132,6 +133,41 @@ def get_transformer(transformer: str | Transformer) -> Transformer:
     )
 
 
+def _as_slice(idx: np.ndarray) -> slice | None:
+    """``idx`` as ``slice(start, stop, step)`` if it is an increasing arithmetic progression."""
+    if idx.size == 1:
+        return slice(int(idx[0]), int(idx[0]) + 1, 1)
+    step = int(idx[1] - idx[0])
+    if step > 0 and np.all(np.diff(idx) == step):
+        return slice(int(idx[0]), int(idx[-1]) + 1, step)
+    return None
+
+
+def _take(x: Array, idx: np.ndarray) -> Array:
+    """``x[idx]`` for a static index set: a (strided) slice when it is one, else a gather."""
+    s = _as_slice(idx)
+    if s is None:
+        return x[idx]
+    return jax.lax.slice(x, (s.start,), (s.stop,), (s.step,))
+
+
+def _merge(x: Array, xc: Array, xt: Array, cond_idx: np.ndarray, trans_idx: np.ndarray) -> Array:
+    """``x`` with ``x[trans_idx] = xt``, where ``xc = x[cond_idx]`` and the two index sets
+    partition the event.
+
+    Halves (split coupling) and alternating dims (the checkerboard mask) are put together with a
+    concatenate or an interleave, whose transposes are slices; other masks use a scatter.
+    """
+    c, t = _as_slice(cond_idx), _as_slice(trans_idx)
+    if c is not None and t is not None:
+        if c.step == t.step == 1:  # two contiguous blocks
+            return jnp.concatenate([xc, xt] if c.start == 0 else [xt, xc])
+        if c.step == t.step == 2 and xc.shape == xt.shape:  # even and odd dims
+            pair = [xc, xt] if c.start == 0 else [xt, xc]
+            return jnp.stack(pair, axis=-1).reshape(x.shape)
+    return x.at[trans_idx].set(xt)
+
+
 def _coupling(
     name: str,
     n_cond: int,
@@ -205,15 +241,17 @@ def _coupling(
 
     def forward(params: Params, x: Array, context: Array | None = None) -> tuple[Array, Array]:
         cond_idx, trans_idx = split(params, x)
-        raw = raw_params(params, x[cond_idx], trans_idx.size, context)
-        yt, ldj = g.forward(raw, x[trans_idx])
-        return x.at[trans_idx].set(yt), jnp.sum(ldj)
+        xc = _take(x, cond_idx)
+        raw = raw_params(params, xc, trans_idx.size, context)
+        yt, ldj = g.forward(raw, _take(x, trans_idx))
+        return _merge(x, xc, yt, cond_idx, trans_idx), jnp.sum(ldj)
 
     def inverse(params: Params, y: Array, context: Array | None = None) -> tuple[Array, Array]:
         cond_idx, trans_idx = split(params, y)
-        raw = raw_params(params, y[cond_idx], trans_idx.size, context)
-        xt, ldj = g.inverse(raw, y[trans_idx])
-        return y.at[trans_idx].set(xt), jnp.sum(ldj)
+        yc = _take(y, cond_idx)
+        raw = raw_params(params, yc, trans_idx.size, context)
+        xt, ldj = g.inverse(raw, _take(y, trans_idx))
+        return _merge(y, yc, xt, cond_idx, trans_idx), jnp.sum(ldj)
 
     return Bijector(init, forward, inverse)
 
