@@ -15,7 +15,7 @@ mean NLL (the best of ``--rounds`` interleaved rounds of a median of ``--repeats
 the ratios against gen.
 
     pip install -e ".[bench]"
-    python -m experiments.benchmarks.flows [--layers 8 32] [--repeats 20] [--rounds 3] [--readme]
+    python -m experiments.benchmarks.flows [--layers 8 32] [--repeats 20] [--rounds 5] [--readme]
 
 ``--readme`` writes the table into README.md between the flows-benchmark markers.
 """
@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best kept")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; best kept")
     parser.add_argument("--libs", nargs="+", default=list(BUILDERS), choices=list(BUILDERS))
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
