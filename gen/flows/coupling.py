@@ -159,6 +159,7 @@ def _merge(x: Array, xc: Array, xt: Array, cond_idx: np.ndarray, trans_idx: np.n
     concatenate or an interleave, whose transposes are slices; other masks use a scatter.
     """
     c, t = _as_slice(cond_idx), _as_slice(trans_idx)
+    xt = xt.astype(x.dtype)  # as the scatter would
     if c is not None and t is not None:
         if c.step == t.step == 1:  # two contiguous blocks
             return jnp.concatenate([xc, xt] if c.start == 0 else [xt, xc])
