@@ -339,6 +339,14 @@ def test_scan_remat_policies_agree_with_the_default(remat):
     x = registry.signed(0, (3,))
     default, other = flows.scan(layer, 3), flows.scan(layer, 3, remat=remat)
     params = default.init(jax.random.key(0), x)
+
+    def step_primitives(b):
+        (scan_eqn,) = [e for e in jax.make_jaxpr(b.forward)(params, x).eqns
+                       if e.primitive.name == "scan"]
+        return {e.primitive.name for e in scan_eqn.params["jaxpr"].eqns}
+
+    assert "remat2" in step_primitives(default)  # the option is applied, not ignored
+    assert ("remat2" in step_primitives(other)) == (remat is not None)
     params = jax.tree.map(lambda p: p + 0.1 * registry.signed(1, p.shape), params)
     for direction in ("forward", "inverse"):
         def loss(params, x, b, direction=direction):
