@@ -2,10 +2,11 @@
 
     python -m experiments.sample --workdir DIR --num N --out FILE.npy [--seed S] [--labels 0,1,2]
 
-Loads the latest checkpoint in DIR and writes N samples in data units to FILE.npy (uint8 pixels
-for images, float32 vectors otherwise); for images it also writes a PNG grid to FILE.png. For a
-class-conditional run, --labels splits the samples into equal consecutive groups, one per label
-(--num 100 --labels 0,1,...,9: one row per class).
+Opens the run's latest checkpoint with ``gen.train.load_run`` (the training data is not needed)
+and writes N samples in data units to FILE.npy (uint8 pixels for images, float32 vectors
+otherwise); for images it also writes a PNG grid to FILE.png. For a class-conditional run,
+--labels splits the samples into equal consecutive groups, one per label (--num 100 --labels
+0,1,...,9: one row per class).
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"--out {out} must end in .npy.")
         if not out.parent.is_dir():
             raise UserError(f"--out {out}: the folder {out.parent} does not exist; create it.")
-        from gen.models import build_task
-        from gen.train.sampling import sample_workdir
-
         labels = None
         if args.labels is not None:
             try:
@@ -52,14 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(
                     f"--labels {args.labels!r} must be comma-separated integers, e.g. 0,1,2."
                 ) from None
-        samples, spec = sample_workdir(args.workdir, args.num, args.seed, build_task,
-                                       labels=labels)
+        if args.num < 1:
+            raise UserError(f"--num must be a positive integer, got {args.num}.")
+        from gen.train.run import load_run
+
+        run = load_run(args.workdir)
+        samples = run.sample(args.num, key=args.seed, labels=labels)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     np.save(out, samples)
     message = f"wrote {len(samples)} samples of shape {samples.shape[1:]} to {out}"
-    if spec.kind == "image":
+    if run.spec.kind == "image":
         from gen.train.visualize import save_image_grid
 
         save_image_grid(out.with_suffix(".png"), samples[:256])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,11 @@ def load_config_file(path: str | Path) -> ml_collections.ConfigDict:
         raise ConfigError(f"config file {path} does not exist.{hint}")
     spec = importlib.util.spec_from_file_location(f"_gen_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses (e.g. Flax modules) defined there need it
     try:
         spec.loader.exec_module(module)
     except Exception as e:
+        del sys.modules[spec.name]
         raise ConfigError(f"config file {path} failed to import: {type(e).__name__}: {e}") from e
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path} defines no get_config() function.")
@@ -115,8 +118,43 @@ def parse_overrides(argv: Sequence[str]) -> tuple[list[tuple[str, str]], list[st
 def get_config(
     path: str | Path, overrides: Sequence[tuple[str, str]] = ()
 ) -> ml_collections.ConfigDict:
-    """Loads a config file and applies ``(dotted_key, text)`` overrides in order."""
+    """Loads a config file and applies ``(dotted_key, text)`` overrides in order.
+
+    ``data.KEY`` overrides may name any key of any data source (``gen.data.loaders``), also
+    where the config file lacks it; such a key must then belong to the final ``data.source``.
+    """
     config = load_config_file(path)
+    added = []
     for key, text in overrides:
+        if _add_data_key(config, key):
+            added.append(key)
         override(config, key, text)
+    if added:
+        from gen.data.loaders import source_keys
+
+        source = config.data.get("source")
+        known = source_keys(source)
+        foreign = [k for k in added if k.split(".", 1)[1] not in known]
+        if foreign:
+            raise ConfigError(
+                f"--config.{foreign[0]} is not a key of data.source={source!r}; its keys are "
+                f"{', '.join('data.' + k for k in sorted(known))}.")
     return config
+
+
+def _add_data_key(config: ml_collections.ConfigDict, key: str) -> bool:
+    """Adds ``data.NAME`` with its source default when the config lacks it; True if added."""
+    section, _, name = key.partition(".")
+    if section != "data" or "." in name or not isinstance(config.get("data"),
+                                                          ml_collections.ConfigDict):
+        return False
+    if name in config.data:
+        return False
+    from gen.data.loaders import all_source_keys
+
+    defaults = all_source_keys()
+    if name not in defaults:
+        return False
+    with config.data.unlocked():
+        config.data[name] = defaults[name]
+    return True

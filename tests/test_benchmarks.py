@@ -13,3 +13,13 @@ def test_gpu_item_measures_throughput_and_mfu_at_a_tiny_size():
     text = diffusion.gpu_table(r)
     assert "MFU" in text and "batch 2" in text and "128^3" in text
     assert "skipped" in diffusion.gpu_table(None)
+
+
+def test_headers_say_what_ran():
+    from experiments.benchmarks import hardware
+
+    assert hardware.device_description().startswith("CPU (")
+    gpu_only = diffusion.header(["gpu"], repeats=3, threads=2, rounds=1)
+    assert "CPU items" not in gpu_only and "GPU item: JAX's default device is CPU (" in gpu_only
+    both = diffusion.header(["sampler", "gpu"], repeats=3, threads=2, rounds=1)
+    assert "CPU items: CPU (" in both and "2 threads used" in both

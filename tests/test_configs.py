@@ -3,12 +3,13 @@
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from gen.config import load_config_file
 from gen.models import build_task
-from gen.train import loop
+from gen.train import load_run, loop
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted(p for p in (ROOT / "experiments" / "configs").glob("*.py")
@@ -27,6 +28,9 @@ TINY = {
     ("model", "attn_resolutions"): (), ("model", "num_train_steps"): 10,
     ("sampler", "num_steps"): 2,
 }
+
+
+IMAGES = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
 
 
 def shrink(config) -> None:
@@ -56,8 +60,11 @@ def test_config_trains_evaluates_and_samples_at_tiny_size(path, tmp_path):
     shrink(config)
     if "schedule_kwargs" in config.model and "num_steps" in config.model.schedule_kwargs:
         config.model.schedule_kwargs.num_steps = 10
-    if config.data.source == "tfds":
-        pytest.skip("TFDS data is not prepared here (the tfds loader is tested with mock data)")
+    if config.data.source == "tfds":  # not prepared here: the same images from an npy file
+        np.save(tmp_path / "images.npy", IMAGES)
+        config.data.source = "npy"
+        with config.data.unlocked():
+            config.data.path = str(tmp_path / "images.npy")
     if config.data.source == "idx":
         if not MNIST.is_dir():
             pytest.skip("../shared/data/mnist is absent")
@@ -73,8 +80,6 @@ def test_config_trains_evaluates_and_samples_at_tiny_size(path, tmp_path):
 
 @pytest.mark.parametrize("name", ["nsf_toy2d", "ddpm_toy2d", "fm_toy2d"])
 def test_toy_configs_train_on_a_users_npy_array_and_sample(tmp_path, name):
-    from gen.train.sampling import sample_workdir
-
     rng = np.random.default_rng(0)
     train = rng.normal(size=(300, 2)).astype(np.float32) * [1.0, 0.3] + [2.0, -1.0]
     np.save(tmp_path / "train.npy", train)
@@ -85,20 +90,97 @@ def test_toy_configs_train_on_a_users_npy_array_and_sample(tmp_path, name):
     config.data.source, config.data.path = "npy", str(tmp_path / "train.npy")
     workdir = tmp_path / "run"
     loop.train_and_evaluate(config, workdir, build_task)
-    samples, spec = sample_workdir(workdir, 12, 0, build_task)
-    assert spec.shape == (2,) and samples.shape == (12, 2) and np.all(np.isfinite(samples))
+    (tmp_path / "train.npy").unlink()  # the run opens without its training data
+    run = load_run(workdir)
+    samples = run.sample(12)
+    assert run.spec.shape == (2,) and samples.shape == (12, 2) and np.all(np.isfinite(samples))
 
 
 def test_class_conditional_run_samples_the_requested_labels(tmp_path):
     from gen.errors import ConfigError
-    from gen.train.sampling import sample_workdir
 
     config = load_config_file(ROOT / "experiments" / "configs" / "ddpm_digits_cfg.py")
     shrink(config)
     config.model.schedule_kwargs.num_steps = 10
     workdir = tmp_path / "run"
     loop.train_and_evaluate(config, workdir, build_task)
-    samples, spec = sample_workdir(workdir, 6, 0, build_task, labels=[3, 7])
-    assert samples.shape == (6, 8, 8, 1) and spec.num_classes == 10
+    run = load_run(workdir)
+    samples = run.sample(6, labels=[3, 7])
+    assert samples.shape == (6, 8, 8, 1) and run.spec.num_classes == 10
     with pytest.raises(ConfigError, match=r"class indices in 0\.\.9"):
-        sample_workdir(workdir, 2, 0, build_task, labels=[10])
+        run.sample(2, labels=[10])
+
+
+def _user_inputs(folder: Path) -> dict[str, dict[str, str]]:
+    """A command-line value for every key of every data source, with the files they name."""
+    from test_data_sources import _write_split
+
+    idx = folder / "idx"
+    idx.mkdir()
+    _write_split(idx, "train", 60, 0, gz=False)
+    _write_split(idx, "t10k", 20, 1, gz=False)
+    rng = np.random.default_rng(0)
+    np.save(folder / "vectors.npy", rng.normal(size=(50, 2)).astype(np.float32))
+    np.save(folder / "images.npy", rng.integers(0, 256, (50, 8, 8), dtype=np.uint8))
+    common = {"shuffle": "true", "scale": "symmetric", "dequantize": "none", "binarize": "none"}
+    return {
+        "toy2d": {"name": "moons", "num_train": "300", "num_test": "50", "seed": "1",
+                  "shuffle": "false"},
+        "digits": {**common, "test_fraction": "0.25"},
+        "idx": {**common, "path": str(idx), "train_split": "train[:50]", "test_split": "test"},
+        "npy": {**common, "path": str(folder / "images.npy"), "test_path": "",
+                "test_fraction": "0.2"},
+        "tfds": {**common, "name": "mnist", "data_dir": str(folder / "tfds"), "download": "false",
+                 "train_split": "train[:90%]", "test_split": "test", "image_key": "image",
+                 "label_key": "label", "use_tf_load": "false"},
+    }
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_switches_to_every_data_source(path, tmp_path):
+    from gen.config import get_config
+    from gen.data.loaders import SOURCES, load, source_keys
+    from gen.errors import DataError
+
+    inputs = _user_inputs(tmp_path)
+    assert set(inputs) == set(SOURCES)
+    for source, values in inputs.items():
+        assert set(values) | {"source"} >= set(source_keys(source)) - {"scale", "dequantize",
+                                                                       "binarize"}
+        config = get_config(path, [("data.source", source),
+                                   *((f"data.{k}", v) for k, v in values.items())])
+        assert config.data.source == source
+        for key, text in values.items():
+            assert str(config.data[key]).lower() == text.lower(), key
+        if source == "tfds":  # offline and unprepared: the one-line error that says what to do
+            with pytest.raises(DataError, match="not prepared"):
+                load(config.data)
+        else:
+            assert len(load(config.data).train) > 0
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_builds_its_model_on_a_users_npy_file(path, tmp_path):
+    """``--config.data.source=npy --config.data.path=...`` for any config, as the README says."""
+    from gen.config import get_config
+    from gen.data.loaders import load
+    from gen.data.preprocess import make_preprocess
+    from gen.errors import ConfigError
+    from gen.train.mesh import make_mesh
+    from gen.train.run_files import example_batch
+
+    native = load_config_file(path).data.source
+    data = IMAGES if native != "toy2d" else np.random.default_rng(0).normal(
+        size=(40, 2)).astype(np.float32)
+    np.save(tmp_path / "mine.npy", data)
+    config = get_config(path, [("data.source", "npy"), ("data.path", str(tmp_path / "mine.npy"))])
+    dataset = load(config.data)
+    if config.model.get("class_conditional"):  # an npy file holds no labels
+        with pytest.raises(ConfigError, match="needs labelled data"):
+            build_task(config, dataset.spec)
+        return
+    task = build_task(config, dataset.spec)
+    batch = example_batch(dataset.spec, {"x": data.dtype.name}, 8)
+    state = loop.init_state(config, task, make_preprocess(dataset.spec, config.data), batch,
+                            make_mesh(), abstract=True)
+    assert jax.tree.leaves(state.params)

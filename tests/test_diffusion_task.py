@@ -8,8 +8,7 @@ import pytest
 from gen.config import get_config
 from gen.errors import ConfigError
 from gen.models import build_task
-from gen.train import loop
-from gen.train.sampling import sample_workdir
+from gen.train import load_run, loop
 
 
 def tiny(path: str, **overrides):
@@ -43,7 +42,7 @@ def test_toy_configs_train_evaluate_and_sample(tmp_path, path):
     result = loop.train_and_evaluate(tiny(path), tmp_path, build_task)
     assert np.isfinite(result.eval["test_nll"])
     assert json.loads((tmp_path / "eval.json").read_text())["step"] == 6
-    samples, _ = sample_workdir(tmp_path, 10, 0, build_task, chunk=8)
+    samples = load_run(tmp_path).sample(10, chunk=8)
     assert samples.shape == (10, 2) and np.all(np.isfinite(samples))
 
 
@@ -64,7 +63,7 @@ def test_ddpm_on_digits_reports_vlb_bits_per_dim_and_samples_images(tmp_path):
     result = loop.train_and_evaluate(config, tmp_path, build_task)
     # a 6-step model is far from the data (hundreds of bits/dim), but the bound is finite
     assert np.isfinite(result.eval["test_bpd"]) and result.eval["test_bpd"] > 0
-    samples, _ = sample_workdir(tmp_path, 4, 0, build_task)
+    samples = load_run(tmp_path).sample(4)
     assert samples.shape == (4, 8, 8, 1) and samples.dtype == np.uint8
 
 

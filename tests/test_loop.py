@@ -78,7 +78,7 @@ def test_test_nll_matches_a_direct_computation(tmp_path):
     data = load(config.data)
     task = build_task(config, data.spec)
     state = loop.restore_state(config, task, make_preprocess(data.spec, config.data),
-                               Pipeline(data.train, 64, 0), make_mesh(), tmp_path)
+                               Pipeline(data.train, 64, 0).batch(0), make_mesh(), tmp_path)
     x = data.test[np.arange(len(data.test))]["x"]
     direct = -np.mean(np.asarray(task.log_prob(state.params, x), np.float64))
     assert result.eval["test_nll"] == pytest.approx(direct, rel=1e-5)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -49,6 +48,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from experiments.benchmarks.hardware import cpu_description, device_description
 
 STEPS, T = 20, 1000
 SAMPLERS = ("ddim", "dpmpp_2m")
@@ -516,7 +517,8 @@ def gpu_table(r: Result | None) -> str:
     )
 
 
-def header(repeats: int, threads: int, rounds: int) -> str:
+def header(items: list[str], repeats: int, threads: int, rounds: int) -> str:
+    """What ran: the CPU items on the CPU (JAX is held there), the GPU item on its device."""
     versions = [f"jax {jax.__version__}"]
     try:
         import diffusers
@@ -525,12 +527,15 @@ def header(repeats: int, threads: int, rounds: int) -> str:
         versions += [f"torch {torch.__version__}", f"diffusers {diffusers.__version__}"]
     except ImportError:
         pass
-    return (
-        f"CPU ({platform.machine()}), {threads} thread{'s' * (threads > 1)} for both libraries "
-        f"(JAX: CPU affinity; torch: `torch.set_num_threads({threads})`), float32, median of "
-        f"{repeats} calls (sampler item: the best of {rounds} interleaved rounds of that); "
-        f"{', '.join(versions)}."
-    )
+    lines = []
+    if {"sampler", "e2e"} & set(items):
+        lines.append(
+            f"CPU items: {cpu_description(threads)} for both libraries (JAX: CPU affinity; "
+            f"torch: `torch.set_num_threads({threads})`), float32, median of {repeats} calls "
+            f"(sampler item: the best of {rounds} interleaved rounds of that).")
+    if "gpu" in items:
+        lines.append(f"GPU item: JAX's default device is {device_description()}.")
+    return " ".join([*lines, f"{', '.join(versions)}."])
 
 
 def write_readme(text: str) -> None:
@@ -581,7 +586,7 @@ def main() -> None:
         torch.set_num_threads(threads)
 
     results: Result = {"threads": threads, "repeats": args.repeats}
-    sections = [header(args.repeats, threads, args.rounds)]
+    sections = [header(args.items, args.repeats, threads, args.rounds)]
     with jax.default_device(jax.devices("cpu")[0]):  # the CPU items stay on CPU beside a GPU
         if "sampler" in args.items:
             results["sampler"] = []

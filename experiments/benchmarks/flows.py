@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -33,6 +32,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from experiments.benchmarks.hardware import device_description
 
 DIM, BINS, BOUND, WIDTH, DEPTH = 8, 8, 3.0, 128, 2
 FUNCTIONS = ("log_prob", "sample", "value_and_grad")
@@ -182,7 +183,7 @@ def table(results: dict[str, dict[int, dict[str, float]]], batch: int, repeats: 
     libs = list(results)
     lines = [
         f"NSF coupling flow, D={DIM}, K={BINS}, MLP 2x{WIDTH}, batch {batch}, float32, "
-        f"{jax.default_backend().upper()} ({platform.machine()}, {jax.device_count()} device), "
+        f"{device_description()}, "
         f"best of {rounds} interleaved rounds of a median of {repeats}; times in ms, compile in "
         "s. Speedup = peer time / gen time.",
         "",

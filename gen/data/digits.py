@@ -47,6 +47,10 @@ def split_indices(test_fraction: float = DEFAULT_TEST_FRACTION) -> tuple[np.ndar
     return train, test
 
 
+# The config keys of this source and their defaults (gen.data.loaders.source_keys).
+KEYS = {"test_fraction": DEFAULT_TEST_FRACTION}
+
+
 def load(data_config) -> Dataset:
     """The digits as (8, 8, 1) uint8 images with labels.
 

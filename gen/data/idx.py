@@ -144,6 +144,10 @@ def _read_split(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     return images[..., None], labels.astype(np.int32)
 
 
+# The config keys of this source and their defaults (gen.data.loaders.source_keys).
+KEYS = {"path": "", "train_split": "train", "test_split": "test"}
+
+
 def load(data_config) -> Dataset:
     """The IDX dataset in the folder ``data.path`` with the splits asked for.
 
@@ -162,8 +166,8 @@ def load(data_config) -> Dataset:
             "train-/t10k-images-idx3-ubyte and train-/t10k-labels-idx1-ubyte (optionally .gz)."
         )
     splits = {
-        "train": data_config.get("train_split", "train"),
-        "test": data_config.get("test_split", "test"),
+        "train": data_config.get("train_split", KEYS["train_split"]),
+        "test": data_config.get("test_split", KEYS["test_split"]),
     }
     names = {role: parse_split(split)[0] for role, split in splits.items()}
     arrays = {name: _read_split(folder, name) for name in sorted(set(names.values()))}

@@ -64,6 +64,10 @@ def _read(path: Path, key: str) -> tuple[np.ndarray, DataSpec]:
     )
 
 
+# The config keys of this source and their defaults (gen.data.loaders.source_keys).
+KEYS = {"path": "", "test_path": "", "test_fraction": DEFAULT_TEST_FRACTION}
+
+
 def load(data_config) -> Dataset:
     """The arrays in ``data.path`` (and ``data.test_path``) as train and test splits.
 

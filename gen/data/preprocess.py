@@ -33,6 +33,8 @@ from gen.errors import ConfigError
 SCALES = ("unit", "symmetric")
 DEQUANTIZE = ("uniform", "none")
 BINARIZE = ("none", "static", "dynamic")
+# The config keys of image preprocessing and their defaults (gen.data.loaders.source_keys).
+KEYS = {"scale": "unit", "dequantize": "uniform", "binarize": "none"}
 
 
 class Preprocess(NamedTuple):
@@ -72,9 +74,9 @@ def make_preprocess(spec: DataSpec, data_config) -> Preprocess:
             log_scale=None,
         )
 
-    scale = _choice(data_config, "scale", "unit", SCALES)
-    binarize = _choice(data_config, "binarize", "none", BINARIZE)
-    dequantize = _choice(data_config, "dequantize", "uniform", DEQUANTIZE)
+    scale = _choice(data_config, "scale", KEYS["scale"], SCALES)
+    binarize = _choice(data_config, "binarize", KEYS["binarize"], BINARIZE)
+    dequantize = _choice(data_config, "dequantize", KEYS["dequantize"], DEQUANTIZE)
     if binarize != "none":
         def apply(batch: dict, key: jax.Array) -> dict:
             x = jnp.asarray(batch["x"], jnp.float32)

@@ -113,6 +113,12 @@ def _label_key(name: str, features: Any, label_key: str | None) -> tuple[str | N
     return (label_key, int(num_classes)) if num_classes else (None, None)
 
 
+# The config keys of this source and their defaults (gen.data.loaders.source_keys); an empty
+# data_dir means TFDS's own.
+KEYS = {"name": "", "data_dir": "", "download": True, "train_split": "train",
+        "test_split": "test", "image_key": "image", "label_key": "label", "use_tf_load": False}
+
+
 def _config(data_config) -> dict[str, Any]:
     name = data_config.get("name")
     if not name or not isinstance(name, str):
@@ -121,11 +127,12 @@ def _config(data_config) -> dict[str, Any]:
         )
     return {
         "name": name,
-        "data_dir": data_config.get("data_dir"),
-        "download": bool(data_config.get("download", True)),
-        "splits": (data_config.get("train_split", "train"), data_config.get("test_split", "test")),
-        "image_key": data_config.get("image_key", "image"),
-        "label_key": data_config.get("label_key", "label"),
+        "data_dir": data_config.get("data_dir") or None,
+        "download": bool(data_config.get("download", KEYS["download"])),
+        "splits": (data_config.get("train_split", KEYS["train_split"]),
+                   data_config.get("test_split", KEYS["test_split"])),
+        "image_key": data_config.get("image_key", KEYS["image_key"]),
+        "label_key": data_config.get("label_key", KEYS["label_key"]),
     }
 
 
@@ -148,7 +155,7 @@ def load(data_config) -> Dataset:
     ``use_tf_load`` (default False).
     """
     cfg = _config(data_config)
-    if data_config.get("use_tf_load", False):
+    if data_config.get("use_tf_load", KEYS["use_tf_load"]):
         return _load_with_tf(cfg)
     import tensorflow_datasets as tfds
 

@@ -186,6 +186,10 @@ def entropy(name: str) -> float:
     )
 
 
+# The config keys of this source and their defaults (gen.data.loaders.source_keys).
+KEYS = {"name": "8gaussians", "num_train": 100_000, "num_test": 20_000, "seed": 0}
+
+
 def load(data_config) -> Dataset:
     """Fixed train and test samples of one density.
 
@@ -199,12 +203,12 @@ def load(data_config) -> Dataset:
             f"Unknown data.name {name!r} for source 'toy2d'; expected one of: {', '.join(NAMES)}."
         )
     sizes = {}
-    for key, default in (("num_train", 100_000), ("num_test", 20_000)):
-        value = data_config.get(key, default)
+    for key in ("num_train", "num_test"):
+        value = data_config.get(key, KEYS[key])
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ConfigError(f"data.{key} must be a positive integer, got {value!r}.")
         sizes[key] = int(value)
-    seed = data_config.get("seed", 0)
+    seed = data_config.get("seed", KEYS["seed"])
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"data.seed must be a non-negative integer, got {seed!r}.")
     train_rng, test_rng = (

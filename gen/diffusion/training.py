@@ -30,13 +30,16 @@ from gen.diffusion import losses, ode, process, samplers, schedules, timesteps
 from gen.diffusion.networks import Network
 from gen.diffusion.parameterization import vp_coefficients
 from gen.errors import ConfigError
+from gen.train.ema import EMA, ema_from_config, update_ema
 from gen.train.optim import make_optimizer
 from gen.train.state import TrainState, apply_gradients
 from gen.train.task import Task
 
 
-def make_fm_train_step(net: Network, loss_fn, tx: optax.GradientTransformation):
-    """``step(state, batch, key) -> (state, {"loss"})`` for the flow-matching loss."""
+def make_fm_train_step(net: Network, loss_fn, tx: optax.GradientTransformation,
+                       ema: EMA | None = None):
+    """``step(state, batch, key) -> (state, {"loss"})`` for the flow-matching loss, with the
+    moving average's update when ``ema`` is given."""
 
     def step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
         k_loss, k_drop = jax.random.split(key)
@@ -47,7 +50,7 @@ def make_fm_train_step(net: Network, loss_fn, tx: optax.GradientTransformation):
             return jnp.mean(loss_fn(params, batch["x"], k_loss, labels, apply=apply))
 
         loss, grads = jax.value_and_grad(objective)(state.params)
-        return apply_gradients(state, grads, tx), {"loss": loss}
+        return update_ema(apply_gradients(state, grads, tx), ema), {"loss": loss}
 
     return step
 
@@ -62,6 +65,7 @@ def build_fm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         label_dropout=float(model.get("label_dropout", 0.1 if net.guidance else 0.0)),
         null_label=net.null_label)
     tx = make_optimizer(config.optim, config.num_steps)
+    ema = ema_from_config(config)
     sampler = config.get("sampler", ml_collections.ConfigDict())
     method, num_steps = sampler.get("method", "heun"), sampler.get("num_steps", 50)
     guidance_scale = sampler.get("guidance_scale", None) if net.guidance else None
@@ -72,7 +76,7 @@ def build_fm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     def init(key: jax.Array, batch: dict) -> TrainState:
         k_params, k_run = jax.random.split(key)
         params = net.init(k_params, batch["x"][:1], batch.get("y", jnp.zeros(1, jnp.int32))[:1])
-        return TrainState.create(params, tx, k_run)
+        return TrainState.create(params, tx, k_run, ema=ema)
 
     def sample(params, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
         k_noise, k_labels = jax.random.split(key)
@@ -93,7 +97,7 @@ def build_fm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         return fm.log_likelihood(net.apply, params, x, sigma_min=sigma_min, method="exact",
                                  rtol=1e-3, atol=1e-3).log_prob
 
-    return Task(init, make_fm_train_step(net, loss_fn, tx), evaluate, sample,
+    return Task(init, make_fm_train_step(net, loss_fn, tx, ema), evaluate, sample,
                 log_prob if spec.dim == 2 and not net.class_conditional else None)
 
 
@@ -107,8 +111,9 @@ def make_schedule(model: ml_collections.ConfigDict) -> schedules.Schedule:
 
 
 def make_ddpm_train_step(net: Network, loss_fn, tx: optax.GradientTransformation,
-                         label_dropout: float):
-    """``step(state, batch, key) -> (state, {"loss"})`` for a per-example denoising loss."""
+                         label_dropout: float, ema: EMA | None = None):
+    """``step(state, batch, key) -> (state, {"loss"})`` for a per-example denoising loss, with
+    the moving average's update when ``ema`` is given."""
 
     def step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
         k_loss, k_drop, k_label = jax.random.split(key, 3)
@@ -121,7 +126,7 @@ def make_ddpm_train_step(net: Network, loss_fn, tx: optax.GradientTransformation
             return jnp.mean(loss_fn(params, batch["x"], k_loss, labels, rng=k_drop))
 
         loss, grads = jax.value_and_grad(objective)(state.params)
-        return apply_gradients(state, grads, tx), {"loss": loss}
+        return update_ema(apply_gradients(state, grads, tx), ema), {"loss": loss}
 
     return step
 
@@ -139,6 +144,7 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         weighting=model.get("weighting", None), min_snr_gamma=model.get("min_snr_gamma", 5.0),
         num_steps=num_train_steps, noise_input=raw_t)
     tx = make_optimizer(config.optim, config.num_steps)
+    ema = ema_from_config(config)
     label_dropout = float(model.get("label_dropout", 0.1 if net.guidance else 0.0))
     sampler_cfg = config.get("sampler", ml_collections.ConfigDict())
     sampler = samplers.get_sampler(sampler_cfg.get("name", "ddim"))
@@ -169,7 +175,7 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     def init(key: jax.Array, batch: dict) -> TrainState:
         k_params, k_run = jax.random.split(key)
         params = net.init(k_params, batch["x"][:1], batch.get("y", jnp.zeros(1, jnp.int32))[:1])
-        return TrainState.create(params, tx, k_run)
+        return TrainState.create(params, tx, k_run, ema=ema)
 
     def sample(params, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
         k_noise, k_labels, k_sampler = jax.random.split(key, 3)
@@ -207,4 +213,5 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
                                      atol=1e-4)
             return {"nll": -out.log_prob}
 
-    return Task(init, make_ddpm_train_step(net, loss_fn, tx, label_dropout), evaluate, sample)
+    return Task(init, make_ddpm_train_step(net, loss_fn, tx, label_dropout, ema), evaluate,
+                sample)

@@ -30,6 +30,7 @@ from gen.flows import image_models, models
 from gen.flows.dequantization import log_likelihood_bound, variational_dequantizer
 from gen.flows.flow import Flow, realnvp
 from gen.flows.image import actnorm_data_init
+from gen.train.ema import EMA, ema_from_config, update_ema
 from gen.train.optim import make_optimizer
 from gen.train.state import TrainState, apply_gradients
 from gen.train.task import Task
@@ -40,14 +41,15 @@ def nll_loss(flow: Flow, params, x: jax.Array) -> jax.Array:
     return -jnp.mean(jax.vmap(flow.log_prob, in_axes=(None, 0))(params, x))
 
 
-def make_train_step(flow: Flow, tx: optax.GradientTransformation):
-    """``step(state, batch, key) -> (state, {"loss"})``: one optimizer update of the NLL."""
+def make_train_step(flow: Flow, tx: optax.GradientTransformation, ema: EMA | None = None):
+    """``step(state, batch, key) -> (state, {"loss"})``: one optimizer update of the NLL, then
+    the moving average's update when ``ema`` is given."""
 
     def step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
         del key
         x = batch["x"]
         loss, grads = jax.value_and_grad(lambda p: nll_loss(flow, p, x))(state.params)
-        return apply_gradients(state, grads, tx), {"loss": loss}
+        return update_ema(apply_gradients(state, grads, tx), ema), {"loss": loss}
 
     return step
 
@@ -98,6 +100,7 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         return build_variational_task(config, spec)
     flow = make_flow_from_config(config.model, spec)
     tx = make_optimizer(config.optim, config.num_steps)
+    ema = ema_from_config(config)
     image_model = config.model.name in IMAGE_MODELS
     event = (lambda x: x) if image_model else (lambda x: x.reshape(x.shape[0], -1))
 
@@ -107,7 +110,7 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         params = flow.init(k_params, x[0])
         if image_model:
             params = actnorm_data_init(params, flow, x)
-        return TrainState.create(params, tx, k_run)
+        return TrainState.create(params, tx, k_run, ema=ema)
 
     def log_prob(params, x: jax.Array) -> jax.Array:
         return jax.vmap(flow.log_prob, in_axes=(None, 0))(params, event(x))
@@ -121,7 +124,7 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         x = jax.vmap(flow.sample, in_axes=(None, 0))(params, jax.random.split(key, num))
         return x.reshape(num, *spec.shape)
 
-    train_step = make_train_step(flow, tx)
+    train_step = make_train_step(flow, tx, ema)
 
     def step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
         return train_step(state, {**batch, "x": event(batch["x"])}, key)
@@ -156,6 +159,7 @@ def build_variational_task(config: ml_collections.ConfigDict, spec: DataSpec) ->
     )
     eval_samples = int(model.get("deq_eval_samples", 1))
     tx = make_optimizer(config.optim, config.num_steps)
+    ema = ema_from_config(config)
     dim = spec.dim
 
     def pixels(x: jax.Array) -> jax.Array:
@@ -175,13 +179,13 @@ def build_variational_task(config: ml_collections.ConfigDict, spec: DataSpec) ->
         y = (pix + jax.random.uniform(k_u, pix.shape)) / 256.0
         flow_params = actnorm_data_init(flow.init(k_flow, y[0]), flow, y)
         params = {"flow": flow_params, "dequantizer": deq.init(k_deq, pix[0])}
-        return TrainState.create(params, tx, k_run)
+        return TrainState.create(params, tx, k_run, ema=ema)
 
     def step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
         loss, grads = jax.value_and_grad(
             lambda p: -jnp.mean(bounds(p, batch["x"], key))
         )(state.params)
-        return apply_gradients(state, grads, tx), {"loss": loss}
+        return update_ema(apply_gradients(state, grads, tx), ema), {"loss": loss}
 
     def evaluate(params, batch: dict, key: jax.Array) -> dict[str, jax.Array]:
         return {"bpd": -bounds(params, batch["x"], key, eval_samples) / (dim * jnp.log(2.0))}

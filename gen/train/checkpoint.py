@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -15,13 +16,18 @@ def checkpoint_dir(workdir: str | Path) -> Path:
     return Path(workdir).absolute() / "checkpoints"
 
 
-def latest_step(workdir: str | Path) -> int | None:
-    """The step of the newest complete checkpoint in ``workdir``, or ``None``."""
+def all_steps(workdir: str | Path) -> list[int]:
+    """The steps of the complete checkpoints in ``workdir``, ascending."""
     directory = checkpoint_dir(workdir)
     if not directory.is_dir():
-        return None
-    steps = ocp.utils.checkpoint_steps(directory)
-    return max(steps) if steps else None
+        return []
+    return sorted(ocp.utils.checkpoint_steps(directory))
+
+
+def latest_step(workdir: str | Path) -> int | None:
+    """The step of the newest complete checkpoint in ``workdir``, or ``None``."""
+    steps = all_steps(workdir)
+    return steps[-1] if steps else None
 
 
 class Checkpointer:
@@ -55,10 +61,20 @@ class Checkpointer:
         try:
             return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(
-                f"the checkpoint at step {step} in {self.directory} does not fit this config's "
-                f"model ({str(e).splitlines()[0][:200]}); use a new --workdir."
-            ) from e
+            error = e
+        if not jax.tree.leaves(abstract.model_state):
+            # Written before TrainState had model_state (gen 0.1.0 runs): same state otherwise.
+            fields = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)
+                      if f.name not in ("model_state", "ema_part")}
+            try:
+                old = self._manager.restore(step, args=ocp.args.StandardRestore(fields))
+                return abstract.replace(**old)
+            except (ValueError, KeyError, TypeError):
+                pass
+        raise CheckpointError(
+            f"the checkpoint at step {step} in {self.directory} does not fit this config's "
+            f"model ({str(error).splitlines()[0][:200]}); use a new --workdir."
+        ) from error
 
     def wait(self) -> None:
         """Blocks until every started save has been written."""

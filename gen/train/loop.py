@@ -6,13 +6,14 @@
 2. resume from ``workdir/checkpoints`` when it holds any, else initialize;
 3. run ``task.step`` compiled once with ``jax.jit`` (the batch sharded over the mesh's ``data``
    axis, the state replicated and donated), with step ``s`` keyed by ``fold_in(rng, s)``;
-4. log to ``metrics.jsonl`` and TensorBoard, checkpoint, evaluate and draw samples on schedule;
+4. evaluate, draw samples, log to ``metrics.jsonl`` and TensorBoard, and checkpoint, on
+   schedule; a step's metrics row is written before its checkpoint, so no row is ever lost;
 5. write ``eval.json`` at the end.
 
 A resumed run continues bit for bit: the batch at step ``s`` and the key of step ``s`` depend
 only on the seed and ``s``. SIGTERM or SIGINT saves a checkpoint and returns cleanly. A
-non-finite loss raises :class:`NonFiniteLossError` naming the step, keeping the last good
-checkpoint.
+non-finite loss (any metric whose name contains ``loss``) raises :class:`NonFiniteLossError`
+naming it and the step, keeping the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from gen.data.source import DataSpec
 from gen.errors import CheckpointError, ConfigError, NonFiniteLossError
 from gen.train import checkpoint as ckpt
 from gen.train import mesh as mesh_lib
-from gen.train import visualize
+from gen.train import run_files, visualize
+from gen.train import task as task_lib
 from gen.train.state import TrainState
 from gen.train.task import Task
 from gen.train.writers import MetricsWriter, write_json
@@ -190,17 +192,13 @@ class _Progress:
             self.bar.close()
 
 
-def _compile_step(task: Task, preprocess: Preprocess, mesh, ema_decay: float):
+def _compile_step(task: Task, preprocess: Preprocess, mesh):
     replicated, sharded = mesh_lib.replicated(mesh), mesh_lib.data_sharded(mesh)
 
     def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         k_data, k_step = jax.random.split(jax.random.fold_in(state.rng, state.step))
         new, metrics = task.step(state, preprocess.apply(batch, k_data), k_step)
-        new = new.replace(step=state.step + 1, data_position=state.data_position + 1)
-        if new.ema_params is not None:
-            new = new.replace(ema_params=jax.tree.map(
-                lambda e, p: e + (1.0 - ema_decay) * (p - e), new.ema_params, new.params))
-        return new, metrics
+        return new.replace(step=state.step + 1, data_position=state.data_position + 1), metrics
 
     return jax.jit(step, in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
                    donate_argnums=0)
@@ -277,30 +275,42 @@ def _gather(x: jax.Array | np.ndarray) -> np.ndarray:
     return np.asarray(x)
 
 
-def init_state(config, task: Task, preprocess: Preprocess, pipeline: Pipeline, mesh,
+def init_state(config, task: Task, preprocess: Preprocess, batch: dict, mesh,
                abstract: bool = False) -> TrainState:
-    """The initial state, replicated over ``mesh`` (only its shapes when ``abstract``)."""
+    """The initial state, replicated over ``mesh`` (only its shapes when ``abstract``).
+
+    ``batch`` is this process's slice of the first global batch (host arrays), or, with
+    ``abstract``, ``jax.ShapeDtypeStruct``s of any batch (``run_files.example_batch``).
+    """
     key = jax.random.PRNGKey(config.seed)
     replicated = mesh_lib.replicated(mesh)
 
     def init(key, batch):
-        state = task.init(key, preprocess.apply(batch, key))
-        if config.get("ema_decay", 0.0) > 0 and state.ema_params is None:
-            state = state.replace(ema_params=jax.tree.map(jnp.copy, state.params))
-        return state
+        return task.init(key, preprocess.apply(batch, key))
 
-    batch = to_global(pipeline.batch(0), mesh)
     if not abstract:
-        return jax.jit(init, out_shardings=replicated)(key, batch)
-    shapes = jax.eval_shape(init, key, batch)
+        state = jax.jit(init, out_shardings=replicated)(key, to_global(batch, mesh))
+    else:
+        state = jax.eval_shape(init, key, batch)
+    if float(config.get("ema_decay", 0.0)) > 0 and state.ema_params is None:
+        raise ConfigError(
+            f"ema_decay={config.ema_decay} is set, but model.name={config.model.get('name')!r} "
+            "keeps no moving average; set --config.ema_decay=0.")
+    if not abstract:
+        return state
     return jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes)
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), state)
 
 
-def restore_state(config, task: Task, preprocess: Preprocess, pipeline: Pipeline, mesh,
+def restore_state(config, task: Task, preprocess: Preprocess, batch: dict, mesh,
                   workdir: Path, step: int | None = None) -> TrainState:
-    """The state saved in ``workdir`` at ``step`` (default: the latest), replicated."""
-    target = init_state(config, task, preprocess, pipeline, mesh, abstract=True)
+    """The state saved in ``workdir`` at ``step`` (default: the latest), replicated.
+
+    ``batch`` is any example batch, as host arrays or ``jax.ShapeDtypeStruct``s: only its
+    shapes are used.
+    """
+    structs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), batch)
+    target = init_state(config, task, preprocess, structs, mesh, abstract=True)
     checkpointer = ckpt.Checkpointer(workdir, config.get("keep_checkpoints", 3))
     try:
         return checkpointer.restore(target, step)
@@ -324,20 +334,21 @@ def train_and_evaluate(
     pipeline = Pipeline(dataset.train, config.batch_size, config.seed, jax.process_index(),
                         jax.process_count(), shuffle=config.data.get("shuffle", True))
 
-    ema_decay = float(config.get("ema_decay", 0.0))
+    first = pipeline.batch(0)
     if resume_step is None:
-        state = init_state(config, task, preprocess, pipeline, mesh)
+        state = init_state(config, task, preprocess, first, mesh)
     else:
-        state = restore_state(config, task, preprocess, pipeline, mesh, workdir, resume_step)
+        state = restore_state(config, task, preprocess, first, mesh, workdir, resume_step)
 
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "samples").mkdir(exist_ok=True)
     if is_main:
         write_json(workdir / "config.json", json.loads(config.to_json()))
+        run_files.save_spec(workdir, dataset.spec, first)
     checkpointer = ckpt.Checkpointer(workdir, config.get("keep_checkpoints", 3))
     writer = MetricsWriter(workdir, resume_step or 0, active=is_main)
     evaluator = _Evaluator(config, task, preprocess, dataset, mesh)
-    train_step = _compile_step(task, preprocess, mesh, ema_decay)
+    train_step = _compile_step(task, preprocess, mesh)
 
     start = int(jax.device_get(state.step))
     # On fake CPU devices, overlapping all-reduce steps can deadlock: wait for each one there.
@@ -345,18 +356,20 @@ def train_and_evaluate(
     progress = _Progress(start, config.num_steps, active=is_main)
     batches = pipeline.iterate(int(jax.device_get(state.data_position)))
     pending: tuple[int, dict] | None = None
-    last_log_time, last_log_step = time.perf_counter(), start
+    last_log_time, last_log_step, overhead = time.perf_counter(), start, 0.0
     status = "done"
 
     def check(item: tuple[int, dict]) -> dict[str, float]:
         step, metrics = item
         scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if not math.isfinite(scalars["loss"]):
+        bad = {k: v for k, v in scalars.items() if "loss" in k and not math.isfinite(v)}
+        if bad:
             checkpointer.close()
             good = checkpointer.latest_step()
             kept = f"the last good checkpoint (step {good}) is kept" if good else "no checkpoint"
+            what = ", ".join(f"{k} is {v}" for k, v in bad.items())
             raise NonFiniteLossError(
-                f"the loss is {scalars['loss']} at step {step}; stopped, and {kept} in "
+                f"the {what} at step {step}; stopped, and {kept} in "
                 f"{checkpointer.directory}. Try a lower optim.learning_rate or optim.grad_clip.")
         return scalars
 
@@ -379,23 +392,29 @@ def train_and_evaluate(
                 if not (is_log or is_ckpt or is_eval):
                     continue
                 scalars, pending = check(pending), None
+                work_start = time.perf_counter()
                 record: dict[str, float] = {}
-                if is_log:
+                if is_log:  # steps_per_sec counts training, not evaluation and checkpoints
                     now = time.perf_counter()
-                    rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
-                    last_log_time, last_log_step = now, step
+                    rate = (step - last_log_step) / max(now - last_log_time - overhead, 1e-9)
+                    last_log_time, last_log_step, overhead = now, step, 0.0
                     record.update(scalars, steps_per_sec=rate)
                     progress.log(step, scalars)
-                if is_ckpt:
-                    checkpointer.save(state)
                 if is_eval:
-                    params = state.eval_params()
+                    params = task_lib.eval_params(task, state)
                     results = {"step": step, **evaluator.metrics(params)}
                     record.update({k: v for k, v in results.items() if k != "step"})
                     if is_main:
                         evaluator.save_pictures(
                             params, workdir / "samples" / f"{step:07d}.png", step)
-                writer.write(step, record)
+                # The row goes out before the checkpoint: a run killed in between resumes from
+                # an earlier checkpoint, which drops the rows after it and writes them again.
+                if record:
+                    writer.write(step, record)
+                if is_ckpt:
+                    writer.flush()
+                    checkpointer.save(state)
+                overhead += time.perf_counter() - work_start
                 if stopping:
                     status = "stopped"
                     break
@@ -409,7 +428,7 @@ def train_and_evaluate(
     if status == "stopped":
         return RunResult(status, step, {})
     if not results:  # resumed a run that had already finished: evaluate again
-        params = state.eval_params()
+        params = task_lib.eval_params(task, state)
         results = {"step": step, **evaluator.metrics(params)}
         if is_main:
             evaluator.save_pictures(params, workdir / "samples" / f"{step:07d}.png", step)

@@ -8,16 +8,19 @@ import os
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from gen.errors import ConfigError
+
 _COORDINATOR_VARS = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
 
 
 def maybe_initialize_distributed() -> bool:
     """Calls ``jax.distributed.initialize()`` when the environment describes several processes.
 
-    That is: a coordinator address in ``JAX_COORDINATOR_ADDRESS``; a multi-host TPU slice
-    (``TPU_WORKER_HOSTNAMES`` naming more than one host); SLURM with more than one task; or
-    ``GEN_DISTRIBUTED=1`` to force it (JAX then auto-detects the cluster). Call it before
-    anything touches a device. Returns whether it initialized.
+    That is: a coordinator address in ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES``
+    and ``JAX_PROCESS_ID`` where no cluster manager tells them, e.g. processes started by hand);
+    a multi-host TPU slice (``TPU_WORKER_HOSTNAMES`` naming more than one host); SLURM with more
+    than one task; or ``GEN_DISTRIBUTED=1`` to force it (JAX then auto-detects the cluster).
+    Call it before anything touches a device. Returns whether it initialized.
     """
     env = os.environ
     multi_tpu = "," in env.get("TPU_WORKER_HOSTNAMES", "")
@@ -30,7 +33,14 @@ def maybe_initialize_distributed() -> bool:
     )
     if not wanted or jax.distributed.is_initialized():
         return False
-    jax.distributed.initialize()
+    kwargs = {}
+    for name, var in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+        if env.get(var):
+            try:
+                kwargs[name] = int(env[var])
+            except ValueError:
+                raise ConfigError(f"{var}={env[var]!r} must be an integer.") from None
+    jax.distributed.initialize(**kwargs)
     logging.info("process %d of %d", jax.process_index(), jax.process_count())
     return True
 

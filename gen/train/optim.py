@@ -1,7 +1,13 @@
-"""Optimizers from config: ``config.optim`` names the optimizer, its schedule and clipping."""
+"""Optimizers from config: ``config.optim`` names the optimizer, its schedule and clipping.
+
+A model of several parts gives each its own optimizer: ``optim.generator.learning_rate`` and
+``optim.discriminator.b1`` override, for that part, the keys set directly under ``optim``
+(``optim_for_part``); a single network reads ``optim`` alone.
+"""
 
 from __future__ import annotations
 
+import ml_collections
 import optax
 
 from gen.errors import ConfigError
@@ -30,6 +36,19 @@ def learning_rate_schedule(optim_config, num_steps: int) -> optax.Schedule:
     if warmup <= 0:
         return main
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def optim_for_part(optim_config, part: str) -> ml_collections.ConfigDict:
+    """The settings of ``part``: the shared keys of ``optim_config``, then ``optim_config[part]``.
+
+    ``optim_config[part]`` may be absent (the part uses the shared settings).
+    """
+    shared = {k: v for k, v in optim_config.items()
+              if not isinstance(v, (dict, ml_collections.ConfigDict))}
+    own = optim_config.get(part)
+    if own is not None and not isinstance(own, (dict, ml_collections.ConfigDict)):
+        raise ConfigError(f"optim.{part} must be a group of settings, got {own!r}.")
+    return ml_collections.ConfigDict({**shared, **dict(own or {})})
 
 
 def make_optimizer(optim_config, num_steps: int) -> optax.GradientTransformation:

@@ -23,14 +23,21 @@ class Task(NamedTuple):
 
     Attributes:
       init: ``init(key, batch) -> TrainState`` from one preprocessed example batch.
-      step: ``step(state, batch, key) -> (state, metrics)``; one optimizer update. ``metrics``
-        holds scalars and must include ``loss``. It must advance ``state.step`` by one.
+      step: ``step(state, batch, key) -> (state, metrics)``; one train step. ``metrics``
+        holds scalars and must include ``loss``. The loop advances ``state.step`` and
+        ``state.data_position``; the step does the optimizer updates (one per part, or several
+        for a GAN's discriminator) and the EMA update of ``gen.train.ema``.
       evaluate: ``evaluate(params, batch, key) -> {name: per-example values (B,)}``, or None.
         A value named ``nll`` (nats per example in model space) is reported as ``test_nll``
         for vectors and converted to ``test_bpd`` for dequantized images; any other name
         ``m`` is reported as ``test_m``.
       sample: ``sample(params, key, num, labels=None) -> (num, *event_shape)`` in model space.
-      log_prob: ``log_prob(params, x) -> (B,)`` for density plots of 2-D data, or None.
+      log_prob: ``log_prob(params, x) -> (B,)`` log-densities of model-space events, for
+        density plots of 2-D data and ``load_run(...).log_prob``; or None.
+      eval_params: ``eval_params(state) -> params``, what ``evaluate``, ``sample`` and
+        ``log_prob`` receive; None means ``state.eval_params()`` (the params, with the EMA in
+        place of what it averages). A family with ``model_state`` (e.g. BatchNorm statistics)
+        returns what its networks need from both.
     """
 
     init: Callable[[jax.Array, Batch], TrainState]
@@ -38,3 +45,9 @@ class Task(NamedTuple):
     evaluate: Callable[[Params, Batch, jax.Array], dict[str, jax.Array]] | None
     sample: Callable[..., jax.Array]
     log_prob: Callable[[Params, jax.Array], jax.Array] | None = None
+    eval_params: Callable[[TrainState], Params] | None = None
+
+
+def eval_params(task: Task, state: TrainState) -> Params:
+    """The params that ``task``'s evaluate, sample and log_prob take, from ``state``."""
+    return state.eval_params() if task.eval_params is None else task.eval_params(state)

@@ -64,6 +64,12 @@ class MetricsWriter:
             if k != "step" and isinstance(v, float):
                 self._tb.add_scalar(k, v, step)
 
+    def flush(self) -> None:
+        """Pushes every written record to the operating system (TensorBoard's too)."""
+        if self.active:
+            self._file.flush()
+            self._tb.flush()
+
     def close(self) -> None:
         if self.active:
             self._file.close()
