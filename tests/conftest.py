@@ -1,16 +1,85 @@
 """Test setup: 8 fake CPU devices, so that sharded code runs on a real multi-device mesh.
 
 XLA_FLAGS must be set before jax is imported anywhere, which is why it is done here.
+
+Compiled programs go to one persistent compilation cache per test session, shared by the xdist
+workers and by the subprocesses that tests start (they inherit the environment): the same tiny
+models are compiled by many tests, and a cache hit is a file read instead of a compile.
 """
 
+import gc
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Set once, in the process that starts the session; xdist workers inherit it.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gen-test-xla-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
-import jax
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Tests check numbers, not speed: most XLA optimizations only cost compile time here.
 jax.config.update("jax_disable_most_optimizations", True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    del exitstatus
+    _check_budget(session)
+    if _OWN_CACHE and not hasattr(session.config, "workerinput"):  # the controller cleans up
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drops JAX's in-memory caches after each test module.
+
+    A worker runs hundreds of tests; without this it keeps every executable it ever compiled
+    (gigabytes by the end). Later modules recompile what they need, mostly from the persistent
+    cache above.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()
+
+
+# --- The suite's time budget ---------------------------------------------------------------
+# The default suite must stay fast as families are added: a test outside the slow marker whose
+# setup, call and teardown together take longer than this fails the session. Make it faster,
+# share its trained runs through fixtures, or mark it slow. GEN_TEST_BUDGET_S overrides the
+# budget (0 turns the check off, e.g. on a machine loaded by other work).
+TEST_BUDGET_S = float(os.environ.get("GEN_TEST_BUDGET_S", "20"))
+_durations: dict[str, float] = {}
+_slow: set[str] = set()
+_over: list[tuple[float, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    if "slow" in report.keywords:
+        _slow.add(report.nodeid)
+
+
+def _check_budget(session) -> None:
+    if TEST_BUDGET_S <= 0 or hasattr(session.config, "workerinput"):
+        return
+    _over.extend(sorted(((d, n) for n, d in _durations.items()
+                         if d > TEST_BUDGET_S and n not in _slow), reverse=True))
+    if _over and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _over:
+        terminalreporter.section("test time budget", sep="=", red=True, bold=True)
+        for d, n in _over:
+            terminalreporter.write_line(f"{d:6.1f} s  {n}")
+        terminalreporter.write_line(
+            f"{len(_over)} test(s) took longer than {TEST_BUDGET_S:g} s (setup + call + "
+            "teardown): make them faster, share trained runs through fixtures, or mark them slow.")

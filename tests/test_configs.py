@@ -1,6 +1,8 @@
 """Every experiment config: its docstring states its target, and it trains end to end when tiny."""
 
+import ast
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -46,12 +48,23 @@ def test_there_are_configs():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_docstring_states_command_runtime_and_expected_result(path):
+def test_docstring_states_command_hardware_runtime_result_and_source(path):
+    """Each reproduction note has its four labelled parts (STYLE.md, DESIGN.md)."""
     load_config_file(path)  # imports, and returns a ConfigDict
-    text = path.read_text().split('"""')[1]
-    assert f"--config experiments/configs/{path.name}" in text
-    assert "Runtime" in text or "Hardware" in text or "hardware" in text
-    assert "Expected" in text or "Target" in text
+    doc = ast.get_docstring(ast.parse(path.read_text()))
+    assert doc, f"{path.name} has no docstring"
+    parts = {}
+    for label in ("Command", "Hardware and runtime", "Expected result", "Source"):
+        match = re.search(rf"^{label}\b[^:\n]*:(.*?)(?=^[A-Z][\w ]*:|\Z)", doc, re.M | re.S)
+        assert match and match.group(1).strip(), f"{path.name}: no '{label}:' part"
+        parts[label] = match.group(1)
+    assert f"python -m experiments.run --config experiments/configs/{path.name}" in (
+        parts["Command"]), path.name
+    runtime = parts["Hardware and runtime"]
+    assert re.search(r"\b(CPU|GPU|TPU|H200|H100|A100)\b", runtime), f"{path.name}: no hardware"
+    assert re.search(r"\d[\d,.]*\s*(s|ms|seconds?|minutes?|hours?|days?)\b", runtime), (
+        f"{path.name}: no runtime")
+    assert re.search(r"\d", parts["Expected result"]), f"{path.name}: no number to reach"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.extend.core import jaxprs_in_params
 
 from gen.diffusion import samplers, schedules, timesteps
 
@@ -443,7 +444,7 @@ def _count(jaxpr, name):
     total = 0
     for eqn in jaxpr.eqns:
         total += eqn.primitive.name == name
-        for sub in jax.core.jaxprs_in_params(eqn.params):
+        for sub in jaxprs_in_params(eqn.params):
             total += _count(sub, name)
     return total
 

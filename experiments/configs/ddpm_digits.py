@@ -8,9 +8,11 @@ Data: 1,437 training and 360 test digits (stratified split), scaled to [-1, 1] w
 dequantization, as in Ho et al. `test_bpd` is the full discrete VLB over all T = 1000 steps with
 the discretized Gaussian decoder (Ho et al. Sec. 3.3), in bits per 8-bit dimension, on
 `num_eval_examples` test digits; pictures come from 50 DDIM steps with the EMA params.
-Runtime: about 15 minutes on a 2-core CPU (869 s measured for ddpm_digits: 6 steps/s, plus the VLB).
-Expected result: recognisable digits in samples/*.png; we measured `test_bpd` 4.91 (VLB on 120
-test digits) after 5,000 steps. There is no published number for this dataset.
+Hardware and runtime: about 15 minutes on a 2-core CPU (869 s measured: 6 steps/s, plus the
+VLB).
+Expected result: recognisable digits in samples/*.png and `test_bpd` 4.91 (measured: the VLB on
+the first 120 test digits after 5,000 steps).
+Source: no published number for this dataset.
 """
 
 import ml_collections

@@ -1,6 +1,6 @@
 """DDPM (Ho et al. 2020) on MNIST: a UNet, eps loss, linear schedule, T = 1000.
 
-Commands (data from a local folder of MNIST-format files, or from TFDS):
+Command (data from a local folder of MNIST-format files, or from TFDS):
     python -m experiments.run --config experiments/configs/ddpm_mnist.py --workdir /tmp/dm \\
         --config.data.path=/path/to/mnist
     python -m experiments.run --config experiments/configs/ddpm_mnist.py --workdir /tmp/dm \\
@@ -14,14 +14,14 @@ first 8,000 images, evaluate on the last 2,000), with a CPU-sized UNet:
         --config.model.attn_resolutions='()' --config.batch_size=64 --config.ema_decay=0.99 \\
         --config.num_eval_examples=100 --config.eval_every=1000 --config.optim.warmup_steps=100
 
-Runtime: a full run (100k steps at batch 128) takes a few hours on one modern GPU; it is far too
-slow for a CPU at this size.
-Expected result: no paper reports DDPM bits/dim on MNIST in this setting; the VLB (`test_bpd`,
-in 8-bit bits/dim on `num_eval_examples` test images) should fall well below the 1.05 bits/dim of
-Glow (FFJORD paper, Table 2) only for long runs. Measured: the short run above reaches
-`test_bpd` 2.33 (full discrete VLB on 100 of the last 2,000 test images) in 1,101 s on a 2-core
-CPU (1.3 steps/s; the VLB's 1,000 UNet passes take about 5 minutes); its samples are strokes,
-not yet digits.
+Hardware and runtime: a full run (100k steps at batch 128) takes a few hours on one modern GPU;
+it is far too slow for a CPU at this size. The short run above took 1,101 s on a 2-core CPU
+(1.3 steps/s; the VLB's 1,000 UNet passes take about 5 minutes).
+Expected result: for the short run, `test_bpd` 2.33 (measured: the full discrete VLB on 100 of
+the last 2,000 test images); its samples are strokes, not yet digits. A full run should fall
+well below that; no paper reports DDPM bits/dim on MNIST in this setting (Glow's 1.05 bits/dim,
+FFJORD paper Table 2, is the flows' reference point).
+Source: no published number in this setting.
 """
 
 import ml_collections

@@ -8,11 +8,12 @@ Other data: --config.data.name=checkerboard, or your own (N, 2) array with
 Other samplers: --config.sampler.name=dpmpp_2m (ddpm, ddim, dpmpp_2m, dpmpp_3m, euler, heun,
     euler_ancestral) --config.sampler.num_steps=20
 
-Runtime: about 3 minutes on a 2-core CPU (176 s measured: 10,000 steps at batch 512, plus the exact
-probability-flow likelihood of 2,000 test points).
+Hardware and runtime: about 3 minutes on a 2-core CPU (176 s measured: 10,000 steps at batch
+512, plus the exact probability-flow likelihood of 2,000 test points).
 Expected result: DDIM samples (50 steps) that cover all 8 modes of 8gaussians (samples/*.png);
-`test_nll` is the exact likelihood of the probability-flow ODE, near the true entropy 2.83 nats.
-Source: no published number for this toy; the entropy is computed by gen.data.toy2d.entropy.
+`test_nll` (the exact likelihood of the probability-flow ODE from t = 1/T, on 2,000 held-out
+points) 2.896 nats measured, against the true entropy 2.832.
+Source: no published number for this toy; the entropy is gen.data.toy2d.entropy.
 """
 
 import ml_collections
