@@ -36,7 +36,9 @@ IMAGES = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uin
 
 
 def shrink(config) -> None:
-    """Sets every size key of ``TINY`` that ``config`` has, in place."""
+    """Sets every size key of ``TINY`` that ``config`` has, in place, and draws 2-D densities
+    on a coarse grid (an ODE model's density picture is 40,000 likelihoods at full size)."""
+    config.density_grid = 12
     for (section, key), value in TINY.items():
         node = config if section is None else config.get(section)
         if node is not None and key in node:

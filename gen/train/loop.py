@@ -58,7 +58,7 @@ REQUIRED_KEYS = (
 # run goes, not what it computes.
 RUN_LENGTH_KEYS = frozenset({
     "num_steps", "log_every", "checkpoint_every", "eval_every", "keep_checkpoints", "num_samples",
-    "num_eval_examples",
+    "density_grid", "num_eval_examples",
 })
 
 
@@ -265,7 +265,8 @@ class _Evaluator:
         log_prob = None
         if self._log_prob is not None and spec.dim == 2:
             log_prob = lambda x: np.asarray(self._log_prob(params, jnp.asarray(x)))
-        visualize.save_scatter(path, samples[:, :2], data[:, :2], log_prob, f"step {step}")
+        visualize.save_scatter(path, samples[:, :2], data[:, :2], log_prob, f"step {step}",
+                               grid=int(self.config.get("density_grid", 200)))
 
 
 def _gather(x: jax.Array | np.ndarray) -> np.ndarray:

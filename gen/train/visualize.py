@@ -40,8 +40,10 @@ def save_scatter(
     data: np.ndarray,
     log_prob: Callable[[np.ndarray], np.ndarray] | None = None,
     title: str = "",
+    grid: int = 200,
 ) -> None:
-    """Saves the data beside the model's samples and, given ``log_prob``, its density on a grid."""
+    """Saves the data beside the model's samples and, given ``log_prob``, its density on a
+    ``grid`` x ``grid`` lattice."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,7 +59,7 @@ def save_scatter(
     axes[1].scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.4, color="C0")
     axes[1].set_title("samples")
     if log_prob is not None:
-        xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+        xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
         grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
         density = np.exp(np.asarray(log_prob(grid), np.float64)).reshape(xx.shape)
         axes[2].imshow(density, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
