@@ -240,7 +240,8 @@ def params_from_layers(layers: dict[str, ConvLayer]) -> dict:
     for dotted, layer in layers.items():
         path = dotted.split(".")[1:] if dotted.startswith("layers.") else dotted.split(".")
         scale = 1.0 / np.sqrt(layer.var.astype(np.float64) + BN_EPS)
-        kernel = (layer.weight.astype(np.float64) * scale[:, None, None, None]).transpose(2, 3, 1, 0)
+        kernel = layer.weight.astype(np.float64) * scale[:, None, None, None]
+        kernel = kernel.transpose(2, 3, 1, 0)
         bias = layer.beta.astype(np.float64) - layer.mean.astype(np.float64) * scale
         node = params
         for key in path[:-1]:
@@ -252,7 +253,7 @@ def params_from_layers(layers: dict[str, ConvLayer]) -> dict:
            for k, v in jax.tree_util.tree_leaves_with_path(params)}
     if want != got:
         diff = sorted(set(want.items()) ^ set(got.items()))[:3]
-        raise ValueError(f"The Inception weights do not fit the network; first differences: {diff}.")
+        raise ValueError(f"The Inception weights do not fit the network; differences: {diff}.")
     return params
 
 
