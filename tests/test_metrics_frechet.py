@@ -82,7 +82,8 @@ def _exact_trace_sqrt(blocks1, blocks2) -> decimal.Decimal:
             det = (int(a[0, 0]) * int(a[1, 1]) - int(a[0, 1]) ** 2) * (
                 int(b[0, 0]) * int(b[1, 1]) - int(b[0, 1]) ** 2
             )
-            total += (decimal.Decimal(int(np.trace(a @ b))) + 2 * decimal.Decimal(det).sqrt()).sqrt()
+            tr = decimal.Decimal(int(np.trace(a @ b)))
+            total += (tr + 2 * decimal.Decimal(det).sqrt()).sqrt()
         return total
 
 
