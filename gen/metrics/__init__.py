@@ -28,6 +28,8 @@ Example::
     >>> precision, recall = metrics.precision_recall(real, fake, k=3)
 """
 
+from gen.metrics.classifier import Classifier, TrainSettings, fit_classifier, load_classifier
+from gen.metrics.features import FeatureSet, compare, feature_sets, vector_features
 from gen.metrics.frechet import feature_statistics, frechet_distance, trace_sqrt_product
 from gen.metrics.inception import InceptionV3, inception_features, inception_params, preprocess
 from gen.metrics.inception_score import inception_score
@@ -38,15 +40,22 @@ from gen.metrics.mmd import mmd
 from gen.metrics.modes import ModeCoverage, mode_coverage
 
 __all__ = [
+    "Classifier",
+    "FeatureSet",
     "InceptionV3",
     "ModeCoverage",
+    "TrainSettings",
+    "compare",
     "density_coverage",
+    "feature_sets",
     "feature_statistics",
+    "fit_classifier",
     "frechet_distance",
     "inception_features",
     "inception_params",
     "inception_score",
     "kid",
+    "load_classifier",
     "load_inception_weights",
     "mmd",
     "mode_coverage",
@@ -54,4 +63,5 @@ __all__ = [
     "precision_recall",
     "preprocess",
     "trace_sqrt_product",
+    "vector_features",
 ]

@@ -60,6 +60,9 @@ class TrainSettings:
     features: int = 128
 
 
+DEFAULT_SETTINGS = TrainSettings()
+
+
 class ClassifierNet(nn.Module):
     """Two strided convs and two dense layers; returns ``(features, logits)``."""
 
@@ -194,7 +197,7 @@ def fit_classifier(
     name: str,
     train_split: tuple[np.ndarray, np.ndarray],
     test_split: tuple[np.ndarray, np.ndarray],
-    settings: TrainSettings = TrainSettings(),
+    settings: TrainSettings = DEFAULT_SETTINGS,
     num_classes: int | None = None,
     cache: bool = True,
 ) -> Classifier:
@@ -231,7 +234,7 @@ def fit_classifier(
     return Classifier(params, k, tuple(x_tr.shape[1:]), settings, acc, key)
 
 
-def load_classifier(data_config: Any, settings: TrainSettings = TrainSettings(),
+def load_classifier(data_config: Any, settings: TrainSettings = DEFAULT_SETTINGS,
                     dataset: Dataset | None = None) -> Classifier:
     """The classifier of the image dataset that ``data_config`` describes (``gen.data.load``).
 

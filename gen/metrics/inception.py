@@ -347,8 +347,7 @@ def inception_features(
 
     Example::
 
-        >>> feats = inception_features(np.zeros((10, 32, 32, 3), np.uint8))  # doctest: +SKIP
-        >>> feats.shape
+        >>> inception_features(np.zeros((10, 32, 32, 3), np.uint8)).shape  # doctest: +SKIP
         (10, 2048)
     """
     x = check_images(images)
