@@ -4,12 +4,14 @@ For ``N(mu1, S1)`` and ``N(mu2, S2)``::
 
     d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2)
 
-computed in float64 on the host with two symmetric eigendecompositions: ``S1 = V diag(w) V^T``
+computed in float64 on the host with symmetric eigendecompositions (LAPACK through
+``scipy.linalg``, several times faster than ``numpy.linalg``'s here): ``S1 = V diag(w) V^T``
 gives ``S1^1/2 = V diag(sqrt w) V^T``, and ``M = S1^1/2 S2 S1^1/2`` is symmetric positive
-semi-definite, so ``tr(M^1/2)`` is the sum of the square roots of its eigenvalues. Everything
-stays real. Eigenvalues at or below ``d * eps * max eigenvalue`` are rounding noise around zero
-and count as zero, so singular covariances (fewer samples than dimensions) come out exact where
-taking their square roots would add ``sqrt(eps)``-sized errors per zero eigenvalue.
+semi-definite, so ``tr(M^1/2)`` is the sum of the square roots of its eigenvalues, which are
+those of ``diag(sqrt w) V^T S2 V diag(sqrt w)`` restricted to ``w > 0``. Everything stays real.
+Eigenvalues at or below ``d * eps * max eigenvalue`` are rounding noise around zero and count as
+zero, so singular covariances (fewer samples than dimensions) come out exact where taking their
+square roots would add ``sqrt(eps)``-sized errors per zero eigenvalue.
 
 pytorch-fid and clean-fid instead take ``scipy.linalg.sqrtm(S1 @ S2)``, a Schur decomposition of
 a non-symmetric matrix: slower, complex in general, and inaccurate when ``S1 S2`` is singular.
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from gen.metrics.checks import as_features, check_finite
 
@@ -55,12 +58,20 @@ def trace_sqrt_product(sigma1: Any, sigma2: Any) -> float:
 
 
 def _trace_sqrt(s1: np.ndarray, s2: np.ndarray) -> float:
-    w, v = np.linalg.eigh(s1)
+    w, v = scipy.linalg.eigh(s1, check_finite=False)
     _check_psd(w, "sigma1")
-    _check_psd(np.linalg.eigvalsh(s2), "sigma2")
-    root = (v * np.sqrt(_zero_noise(w))) @ v.T
-    m = root @ s2 @ root
-    return float(np.sqrt(_zero_noise(np.linalg.eigvalsh(0.5 * (m + m.T)))).sum())
+    _check_psd(scipy.linalg.eigvalsh(s2, check_finite=False), "sigma2")
+    # M = V D^1/2 (V^T S2 V) D^1/2 V^T has the eigenvalues of D^1/2 (V^T S2 V) D^1/2, and the
+    # rows and columns of zero eigenvalues of S1 vanish: only its range is needed.
+    w = _zero_noise(w)
+    keep = w > 0
+    v, root = v[:, keep], np.sqrt(w[keep])
+    m = v.T @ s2 @ v
+    m *= root[:, None]
+    m *= root[None, :]
+    m += m.T
+    m *= 0.5
+    return float(np.sqrt(_zero_noise(scipy.linalg.eigvalsh(m, check_finite=False))).sum())
 
 
 def _covariance(sigma: Any, name: str) -> np.ndarray:
