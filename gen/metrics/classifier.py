@@ -214,24 +214,23 @@ def fit_classifier(
     if len(x_tr) < 2 or len(x_te) < 1:
         raise DataError(f"The classifier needs training and test examples, got {len(x_tr)} and "
                         f"{len(x_te)}.")
-    k = int(num_classes or max(int(y_tr.max()), int(y_te.max())) + 1)
+    classes = int(num_classes or max(int(y_tr.max()), int(y_te.max())) + 1)
+    shape = tuple(x_tr.shape[1:])
     key = cache_key(name, train_split, test_split, settings)
     path = cache_dir() / f"classifier-{name}-{key[:16]}.npz"
     stored = load_npz(path) if cache else None
-    if stored is not None and stored.get("key") is not None and str(stored["key"]) == key:
-        params = traverse_util.unflatten_dict(
-            {k_: v for k_, v in stored.items() if k_.startswith("params/")}, sep="/"
-        )["params"]
-        acc = float(stored["test_accuracy"])
-    else:
-        params = train(x_tr, y_tr.astype(np.int32), k, settings)
-        clf = Classifier(params, k, tuple(x_tr.shape[1:]), settings, 0.0, key)
-        acc = float((clf.logits(x_te).argmax(axis=1) == y_te).mean())
-        if cache:
-            flat = traverse_util.flatten_dict({"params": params}, sep="/")
-            save_npz(path, {**{k_: np.asarray(v) for k_, v in flat.items()},
-                            "test_accuracy": np.array(acc), "key": np.array(key)})
-    return Classifier(params, k, tuple(x_tr.shape[1:]), settings, acc, key)
+    if stored is not None and "key" in stored and str(stored["key"]) == key:
+        flat = {leaf: v for leaf, v in stored.items() if leaf.startswith("params/")}
+        params = traverse_util.unflatten_dict(flat, sep="/")["params"]
+        return Classifier(params, classes, shape, settings, float(stored["test_accuracy"]), key)
+    params = train(x_tr, y_tr.astype(np.int32), classes, settings)
+    untested = Classifier(params, classes, shape, settings, float("nan"), key)
+    acc = float((untested.logits(x_te).argmax(axis=1) == y_te).mean())
+    if cache:
+        flat = traverse_util.flatten_dict({"params": params}, sep="/")
+        save_npz(path, {**{leaf: np.asarray(v) for leaf, v in flat.items()},
+                        "test_accuracy": np.array(acc), "key": np.array(key)})
+    return dataclasses.replace(untested, test_accuracy=acc)
 
 
 def load_classifier(data_config: Any, settings: TrainSettings = DEFAULT_SETTINGS,
