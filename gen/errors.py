@@ -17,5 +17,9 @@ class CheckpointError(UserError):
     """A workdir whose checkpoints cannot be resumed with the given config."""
 
 
+class SampleError(UserError):
+    """A model's samples are unusable (NaN or infinite): the message says whose and why."""
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the message names the step."""

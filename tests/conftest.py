@@ -21,6 +21,9 @@ _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gen-test-xla-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+# gen's own cache (converted Inception weights, feature classifiers): a session folder, never
+# the user's ~/.cache/gen.
+os.environ.setdefault("GEN_CACHE_DIR", os.path.join(os.environ["JAX_COMPILATION_CACHE_DIR"], "gen"))
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -116,6 +116,17 @@ def _check_name(name: str, names: tuple[str, ...] | frozenset[str] = NAMES) -> N
         raise ValueError(f"Unknown toy2d density {name!r}; expected one of: {', '.join(names)}.")
 
 
+def mixture_modes(name: str) -> tuple[np.ndarray, float] | None:
+    """``(centers (K, 2), std)`` of a Gaussian mixture density, or ``None`` for the others.
+
+    For mode counting (``gen.metrics.mode_coverage``): every mode is isotropic with that std.
+    """
+    _check_name(name)
+    if name == "8gaussians":
+        return _G8_CENTERS.copy(), _G8_STD
+    return None
+
+
 def sample_with(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` samples of density ``name`` drawn with ``rng``, float32 of shape (n, 2)."""
     _check_name(name)

@@ -39,7 +39,7 @@ from gen.data.loaders import load as load_data
 from gen.data.pipeline import Pipeline, eval_batches, to_global
 from gen.data.preprocess import Preprocess, make_preprocess
 from gen.data.source import DataSpec
-from gen.errors import CheckpointError, ConfigError, NonFiniteLossError
+from gen.errors import CheckpointError, ConfigError, NonFiniteLossError, SampleError
 from gen.train import checkpoint as ckpt
 from gen.train import mesh as mesh_lib
 from gen.train import run_files, visualize
@@ -58,7 +58,7 @@ REQUIRED_KEYS = (
 # run goes, not what it computes.
 RUN_LENGTH_KEYS = frozenset({
     "num_steps", "log_every", "checkpoint_every", "eval_every", "keep_checkpoints", "num_samples",
-    "density_grid", "num_eval_examples",
+    "density_grid", "num_eval_examples", "eval",
 })
 
 
@@ -207,9 +207,11 @@ def _compile_step(task: Task, preprocess: Preprocess, mesh):
 class _Evaluator:
     """Test-set metrics and sample pictures, with fixed keys so evaluations are comparable."""
 
-    def __init__(self, config, task: Task, preprocess: Preprocess, dataset, mesh):
+    def __init__(self, config, task: Task, preprocess: Preprocess, dataset, mesh,
+                 sample_metrics=None):
         self.config, self.task, self.preprocess, self.dataset, self.mesh = (
             config, task, preprocess, dataset, mesh)
+        self.sample_metrics = sample_metrics
         self.key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5EED)
         replicated, sharded = mesh_lib.replicated(mesh), mesh_lib.data_sharded(mesh)
         self._eval = None
@@ -224,6 +226,14 @@ class _Evaluator:
         self._log_prob = None if task.log_prob is None else jax.jit(task.log_prob)
 
     def metrics(self, params) -> dict[str, float]:
+        """The test-set metrics (``test_*``) and, with ``config.eval.metrics``, the samples'."""
+        results = self._test_metrics(params)
+        if self.sample_metrics is not None:
+            num = int(self.config.eval.get("num_samples", 1000))
+            results.update(self.sample_metrics(self.samples(params, num, check=True)))
+        return results
+
+    def _test_metrics(self, params) -> dict[str, float]:
         if self._eval is None:
             return {}
         cfg = self.config
@@ -249,10 +259,13 @@ class _Evaluator:
                 results[f"test_{k}"] = float(mean)
         return results
 
-    def samples(self, params, num: int) -> np.ndarray:
-        """``num`` samples in data units (uint8 pixels for images)."""
-        x = self._sample(params, jax.random.fold_in(self.key, 1), num)
-        return self.preprocess.postprocess(np.asarray(jax.device_get(x)))
+    def samples(self, params, num: int, check: bool = False) -> np.ndarray:
+        """``num`` samples in data units (uint8 pixels for images); ``check`` refuses NaN."""
+        x = np.asarray(jax.device_get(self._sample(params, jax.random.fold_in(self.key, 1), num)))
+        if check and not np.isfinite(x).all():
+            raise SampleError("the model's samples hold NaN or infinite values, so "
+                              "config.eval.metrics cannot be computed; the run is diverging.")
+        return self.preprocess.postprocess(x)
 
     def save_pictures(self, params, path: Path, step: int) -> None:
         spec = self.dataset.spec
@@ -274,6 +287,22 @@ def _gather(x: jax.Array | np.ndarray) -> np.ndarray:
     if jax.process_count() > 1:
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
+
+
+def _sample_metrics(config, dataset):
+    """The sample-quality metrics of ``config.eval.metrics`` (gen.metrics), or None."""
+    names = config.get("eval", {}).get("metrics", ())
+    if not names:
+        return None
+    from gen.metrics.sample_metrics import SampleMetrics, minimum_samples, parse_metrics
+
+    names = parse_metrics(names)
+    num = config.eval.get("num_samples", 1000)
+    if not isinstance(num, int) or num < minimum_samples(names):
+        raise ConfigError(f"eval.num_samples={num!r} is too few: {', '.join(names)} need at "
+                          f"least {minimum_samples(names)}.")
+    return SampleMetrics.build(config.data, dataset, names, ref=config.eval.get("ref", "test"),
+                               ref_limit=config.eval.get("ref_num") or None)
 
 
 def init_state(config, task: Task, preprocess: Preprocess, batch: dict, mesh,
@@ -335,6 +364,7 @@ def train_and_evaluate(
     pipeline = Pipeline(dataset.train, config.batch_size, config.seed, jax.process_index(),
                         jax.process_count(), shuffle=config.data.get("shuffle", True))
 
+    sample_metrics = _sample_metrics(config, dataset)
     first = pipeline.batch(0)
     if resume_step is None:
         state = init_state(config, task, preprocess, first, mesh)
@@ -348,7 +378,7 @@ def train_and_evaluate(
         run_files.save_spec(workdir, dataset.spec, first)
     checkpointer = ckpt.Checkpointer(workdir, config.get("keep_checkpoints", 3))
     writer = MetricsWriter(workdir, resume_step or 0, active=is_main)
-    evaluator = _Evaluator(config, task, preprocess, dataset, mesh)
+    evaluator = _Evaluator(config, task, preprocess, dataset, mesh, sample_metrics)
     train_step = _compile_step(task, preprocess, mesh)
 
     start = int(jax.device_get(state.step))

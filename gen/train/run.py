@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from gen.data.preprocess import Preprocess, make_preprocess
 from gen.data.source import DataSpec
-from gen.errors import CheckpointError, ConfigError
+from gen.errors import CheckpointError, ConfigError, SampleError
 from gen.train import checkpoint as ckpt
 from gen.train import mesh as mesh_lib
 from gen.train import run_files
@@ -73,6 +73,7 @@ class Run:
         key: jax.Array | int | None = None,
         labels: int | Sequence[int] | np.ndarray | None = None,
         chunk: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """``num`` samples in data units (float32 vectors; uint8 pixels for images).
 
@@ -84,6 +85,10 @@ class Run:
             ``num=100, labels=range(10)``: ten rows of one class each). Without it, a
             conditional run samples uniformly random classes.
           chunk: samples per compiled call (default: the run's batch size).
+          progress: called with the number of samples drawn after each chunk.
+
+        Raises :class:`~gen.errors.SampleError` when a sample is NaN or infinite (a run that
+        diverged), rather than returning pixels cast from NaN.
         """
         if not isinstance(num, int) or num < 1:
             raise ConfigError(f"num must be a positive integer, got {num!r}.")
@@ -94,7 +99,14 @@ class Run:
         for i, start in enumerate(range(0, num, chunk)):
             n = min(chunk, num - start)
             y = None if per_sample is None else jnp.asarray(per_sample[start:start + n])
-            parts.append(np.asarray(self._sample(self.params, jax.random.fold_in(key, i), n, y)))
+            part = np.asarray(self._sample(self.params, jax.random.fold_in(key, i), n, y))
+            if not np.isfinite(part).all():
+                raise SampleError(
+                    f"the samples of {self.workdir} at step {self.step} hold NaN or infinite "
+                    "values; the run diverged or its weights are broken.")
+            parts.append(part)
+            if progress is not None:
+                progress(n)
         return self.preprocess.postprocess(np.concatenate(parts))
 
     def log_prob(self, x: np.ndarray | jax.Array, chunk: int | None = None) -> np.ndarray:
