@@ -3,6 +3,7 @@
     python -m experiments.evaluate --workdir DIR [--num 10000] \\
         [--metrics fid,kid,precision_recall,density_coverage[,is,mmd,mode_coverage]] \\
         [--ref test|train] [--ref-num N] [--seed 0] [--step S]
+    python -m experiments.evaluate --workdir DIR --floor [--metrics ...] [--ref test|train]
 
 Opens the run (``gen.train.load_run``: the latest checkpoint, the EMA params where there are
 some), draws ``--num`` samples with a progress bar, computes the features of the samples and of
@@ -12,6 +13,10 @@ metrics into ``DIR/eval.json`` (``fid``, ``kid``, ``kid_std``, ``precision``, ``
 there (``test_nll``, ``test_bpd``), with the protocol under ``sample_metrics``. The metric names
 and their features are those of ``gen.metrics.sample_metrics``. Bad input is a one-line error
 and leaves the workdir as it was.
+
+``--floor`` draws no samples: it scores the second half of the reference split against its first
+half, the value a perfect model reaches with that many samples (FID and KID are biased upwards
+at small N), and merges it as ``floor_fid``, ``floor_kid``, ...
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from gen.errors import DataError, UserError
 
@@ -36,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 def evaluate(workdir: str | Path, num: int = 10_000, metrics: str = DEFAULT_METRICS,
              ref: str = "test", ref_num: int | None = None, seed: int = 0,
-             step: int | None = None, progress: bool = True) -> dict:
+             step: int | None = None, progress: bool = True, floor: bool = False) -> dict:
     """Computes the metrics and merges them into ``workdir/eval.json``; returns the new keys."""
     from gen.data.loaders import load as load_data
     from gen.metrics.sample_metrics import SampleMetrics, minimum_samples, parse_metrics
@@ -61,6 +68,8 @@ def evaluate(workdir: str | Path, num: int = 10_000, metrics: str = DEFAULT_METR
     except DataError as e:
         raise DataError(f"the reference data of {workdir} cannot be read: {e}") from e
     start = time.perf_counter()
+    if floor:
+        return _floor(workdir, run.config.data, dataset, names, ref, ref_num, existing, start)
     scorer = SampleMetrics.build(run.config.data, dataset, names, ref=ref, ref_limit=ref_num)
     bar = _progress_bar(num, f"sampling step {run.step}") if progress else None
     try:
@@ -75,6 +84,31 @@ def evaluate(workdir: str | Path, num: int = 10_000, metrics: str = DEFAULT_METR
         "seconds": round(time.perf_counter() - start, 1),
     }
     write_json(eval_path, {**existing, **results})
+    return results
+
+
+def _floor(workdir: Path, data_config, dataset, names, ref: str, ref_num: int | None,
+           existing: dict, start: float) -> dict:
+    """The metrics of the reference split's second half against its first half."""
+    from gen.data.source import ArraySource, Dataset
+    from gen.metrics.sample_metrics import SampleMetrics, minimum_samples
+    from gen.train.writers import write_json
+
+    source = dataset.test if ref == "test" else dataset.train
+    n = len(source) if ref_num is None else min(ref_num, len(source))
+    half = n // 2
+    if half < minimum_samples(names):
+        raise UserError(f"the {ref} split's halves ({half} examples) are too few for "
+                        f"{', '.join(names)}.")
+    x = source[np.arange(2 * half)]
+    first = ArraySource(x["x"][:half], None if "y" not in x else x["y"][:half])
+    halves = Dataset(dataset.spec, dataset.train if ref == "test" else first, first)
+    scorer = SampleMetrics.build(data_config, halves, names, ref="test")
+    results = {f"floor_{k}": v for k, v in scorer(x["x"][half:]).items()}
+    results["sample_metrics_floor"] = {
+        "ref": ref, "halves": half, "features": scorer.feature_names, "metrics": list(names),
+        "seconds": round(time.perf_counter() - start, 1)}
+    write_json(workdir / "eval.json", {**existing, **results})
     return results
 
 
@@ -97,16 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ref-num", type=int, help="use the first N reference examples")
     parser.add_argument("--seed", type=int, default=0, help="the sampling seed")
     parser.add_argument("--step", type=int, help="a checkpoint's step (default: the latest)")
+    parser.add_argument("--floor", action="store_true",
+                        help="score the reference split's halves against each other instead")
     args = parser.parse_args(argv)
     try:
         results = evaluate(args.workdir, args.num, args.metrics, args.ref, args.ref_num,
-                           args.seed, args.step)
+                           args.seed, args.step, floor=args.floor)
     except (UserError, ValueError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     shown = "  ".join(f"{k} {v:.4g}" for k, v in results.items() if isinstance(v, float))
-    print(f"step {results['sample_metrics']['step']}: {shown} (merged into "
-          f"{Path(args.workdir) / 'eval.json'})")
+    what = "floor" if args.floor else f"step {results['sample_metrics']['step']}"
+    print(f"{what}: {shown} (merged into {Path(args.workdir) / 'eval.json'})")
     return 0
 
 

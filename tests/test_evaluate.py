@@ -142,3 +142,15 @@ def test_bad_periodic_metrics_are_refused_before_the_workdir_is_touched(tmp_path
     with pytest.raises(ConfigError, match=r"eval\.num_samples=1 is too few"):
         loop.train_and_evaluate(config, tmp_path / "w", build_task)
     assert not (tmp_path / "w").exists()
+
+
+def test_floor_scores_the_reference_halves_against_each_other(vector_run):
+    results = evaluate.evaluate(vector_run, metrics="fid,kid", floor=True, progress=False)
+    real = load(load_run(vector_run).config.data).test[np.arange(300)]["x"].astype(np.float64)
+    a, b = real[:150], real[150:]
+    expected = metrics.frechet_distance(*metrics.feature_statistics(a),
+                                        *metrics.feature_statistics(b))
+    assert results["floor_fid"] == pytest.approx(expected, rel=1e-9)
+    assert results["sample_metrics_floor"]["halves"] == 150
+    saved = json.loads((vector_run / "eval.json").read_text())
+    assert saved["floor_kid"] == results["floor_kid"] and "test_nll" in saved
