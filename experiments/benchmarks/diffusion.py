@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -49,7 +48,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.benchmarks.hardware import cpu_description, device_description
+from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
+from experiments.benchmarks.readme import write_section
 
 STEPS, T = 20, 1000
 SAMPLERS = ("ddim", "dpmpp_2m")
@@ -58,7 +58,6 @@ TARGETS = {(4, 8, 8, 3): 20.0, (64, 32, 32, 3): 5.0}  # issue 4: diffusers / gen
 UNET = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,), num_groups=8)
 IMAGE = (32, 32, 3)
 GPU_BATCH, PEAK_N = 128, 8192
-README = Path(__file__).parents[2] / "README.md"
 MARKERS = ("<!-- diffusion-benchmark:start -->", "<!-- diffusion-benchmark:end -->")
 INSTALL = 'pip install -e ".[bench]"'
 
@@ -107,16 +106,6 @@ def _peers() -> tuple[Any, Any]:
             f"diffusion benchmark: torch and diffusers are needed ({err.msg}); run {INSTALL}."
         ) from err
     return torch, diffusers
-
-
-def _pin_threads(threads: int | None) -> int:
-    """Restricts this process to ``threads`` cores (before JAX starts) and returns the count."""
-    cores = sorted(os.sched_getaffinity(0))
-    threads = len(cores) if threads is None else threads
-    if not 1 <= threads <= len(cores):
-        raise SystemExit(f"--threads must lie in 1..{len(cores)} (this process's cores).")
-    os.sched_setaffinity(0, cores[:threads])
-    return threads
 
 
 # ----------------------------------------------------------------------------------------------
@@ -538,16 +527,6 @@ def header(items: list[str], repeats: int, threads: int, rounds: int) -> str:
     return " ".join([*lines, f"{', '.join(versions)}."])
 
 
-def write_readme(text: str) -> None:
-    readme = README.read_text()
-    start, end = MARKERS
-    if start not in readme or end not in readme:
-        raise SystemExit(f"README.md lacks the markers {start} ... {end}.")
-    head, rest = readme.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-
-
 def _parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(v) for v in text.split(","))
@@ -580,7 +559,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 1 or args.rounds < 1:
         parser.error("--repeats and --rounds must be >= 1")
-    threads = _pin_threads(args.threads)
+    threads = pin_threads(args.threads)
     if {"sampler", "e2e"} & set(args.items):
         torch, _ = _peers()
         torch.set_num_threads(threads)
@@ -611,7 +590,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.readme:
-        write_readme(text)
+        write_section(MARKERS, text)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.hardware import device_description
+from experiments.benchmarks.readme import write_section
 
 DIM, BINS, BOUND, WIDTH, DEPTH = 8, 8, 3.0, 128, 2
 FUNCTIONS = ("log_prob", "sample", "value_and_grad")
-README = Path(__file__).parents[2] / "README.md"
 MARKERS = ("<!-- flows-benchmark:start -->", "<!-- flows-benchmark:end -->")
 
 
@@ -208,16 +208,6 @@ def table(results: dict[str, dict[int, dict[str, float]]], batch: int, repeats: 
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
-    readme = README.read_text()
-    start, end = MARKERS
-    if start not in readme or end not in readme:
-        raise SystemExit(f"README.md lacks the markers {start} ... {end}.")
-    head, rest = readme.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, nargs="+", default=[8, 32])
@@ -240,7 +230,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.readme:
-        write_readme(text)
+        write_section(MARKERS, text)
 
 
 if __name__ == "__main__":

@@ -36,47 +36,16 @@ from __future__ import annotations
 import argparse
 import decimal
 import os
-import platform
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-README = Path(__file__).parents[2] / "README.md"
+from experiments.benchmarks.hardware import cpu_name, device_description, pin_threads
+from experiments.benchmarks.readme import write_section
+
 MARKERS = ("<!-- metrics-benchmark:start -->", "<!-- metrics-benchmark:end -->")
 Result = dict[str, Any]
-
-
-def _pin_threads(threads: int | None) -> int:
-    """Restricts this process to ``threads`` cores (before JAX starts) and returns the count."""
-    cores = sorted(os.sched_getaffinity(0))
-    threads = len(cores) if threads is None else threads
-    if not 1 <= threads <= len(cores):
-        raise SystemExit(f"--threads must lie in 1..{len(cores)} (this process's cores).")
-    os.sched_setaffinity(0, cores[:threads])
-    return threads
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def hardware(threads: int) -> str:
-    """What JAX runs on: the accelerator's name, or the CPU model and the cores used."""
-    import jax
-
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        return (f"{dev.device_kind} ({dev.platform}, {jax.device_count()} device(s)), host CPU "
-                f"{_cpu_name()}")
-    return f"CPU {_cpu_name()}, {threads} core(s) used"
 
 
 def _time(call: Callable[..., Any], repeats: int, *args: Any) -> tuple[float, Any]:
@@ -371,16 +340,6 @@ def costs_table(rows: list[Result]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _write_readme(text: str) -> None:
-    readme = README.read_text()
-    start, end = MARKERS
-    if start not in readme or end not in readme:
-        raise SystemExit(f"README.md lacks the markers {start} ... {end}.")
-    head, rest = readme.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", nargs="+", default=["frechet", "inception", "costs"],
@@ -395,14 +354,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
     args = parser.parse_args()
-    threads = _pin_threads(args.threads)
+    threads = pin_threads(args.threads)
 
     import jax
     import numpy as np
     import scipy
 
     load = os.getloadavg()[0]
-    header = (f"{hardware(threads)}; jax {jax.__version__}, numpy {np.__version__}, "
+    header = (f"{device_description()}, CPU {cpu_name()} with {threads} core(s) used; "
+              f"jax {jax.__version__}, numpy {np.__version__}, "
               f"scipy {scipy.__version__}. Best of {args.repeats} interleaved rounds; times vary "
               f"with the machine's load (1-minute load average {load:.1f} at the start on "
               f"{len(os.sched_getaffinity(0))} cores used).")
@@ -420,7 +380,7 @@ def main() -> None:
     text = "\n\n".join(sections)
     print("\n" + text)
     if args.readme:
-        _write_readme(text)
+        write_section(MARKERS, text)
 
 
 if __name__ == "__main__":
