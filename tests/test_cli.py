@@ -13,6 +13,9 @@ import pytest
 
 from gen.train.writers import read_metrics
 
+# One worker runs this module, so its module-scoped fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group("cli")
+
 ROOT = Path(__file__).parents[1]
 QUICKSTART = "experiments/configs/quickstart.py"
 # 300 steps of a small model, checkpointing every 100: the numbers of the "Done when" check.

@@ -15,6 +15,9 @@ from gen.models import build_task
 from gen.train import load_run, loop
 from gen.train.writers import read_metrics
 
+# One worker runs this module, so its module-scoped fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group("evaluate")
+
 QUICKSTART = "experiments/configs/quickstart.py"
 TINY = [("num_steps", "6"), ("batch_size", "64"), ("log_every", "3"), ("checkpoint_every", "3"),
         ("eval_every", "6"), ("num_samples", "50"), ("data.num_train", "1000"),

@@ -27,6 +27,9 @@ from gen.train import EMA, TrainState, apply_gradients, load_run, loop, optim_fo
 from gen.train.ema import update_ema
 from gen.train.writers import read_metrics
 
+# One worker runs this module, so its module-scoped fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group("harness")
+
 ROOT = Path(__file__).parents[1]
 TESTS = Path(__file__).parent
 CONFIG = str(TESTS / "two_part_task.py")

@@ -15,6 +15,9 @@ from gen.errors import DataError
 from gen.metrics import inception, inception_weights
 from gen.metrics.inception import check_images, inception_features, preprocess, resize_matrix
 
+# One worker runs this module, so its module-scoped fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group("inception")
+
 FIXTURE = Path(__file__).parent / "data" / "inception_fixture.npz"
 
 

@@ -14,6 +14,9 @@ import pytest
 
 from gen.train.writers import read_metrics
 
+# One worker runs this module, so its module-scoped fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group("multiprocess")
+
 ROOT = Path(__file__).parents[1]
 ARGS = [
     "--config", "experiments/configs/quickstart.py", "--config.num_steps=20",

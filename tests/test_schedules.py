@@ -14,6 +14,9 @@ import pytest
 
 from gen.diffusion import schedules as S
 
+# One worker runs this module, so its module-scoped fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group("schedules")
+
 # ----------------------------------------------------------------------------------------------
 # Independent references, written from diffusers' source
 # ----------------------------------------------------------------------------------------------

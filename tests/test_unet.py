@@ -9,6 +9,9 @@ import pytest
 
 from gen.nn.unet import UNet, cifar10_config, count_params
 
+# One worker runs this module, so its module-scoped fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group("unet")
+
 TINY = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), num_groups=4)
 B, S, C = 2, 8, 3
 
