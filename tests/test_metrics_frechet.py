@@ -18,7 +18,7 @@ from gen.metrics import feature_statistics, frechet_distance, trace_sqrt_product
 
 def _pytorch_fid_route(mu1, s1, mu2, s2):
     """pytorch-fid's calculate_frechet_distance (without its eps retry), written out."""
-    covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean).real)
 
