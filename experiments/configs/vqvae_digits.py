@@ -1,0 +1,62 @@
+"""VQ-VAE on scikit-learn's 8x8 digits, with a PixelCNN prior over its 4x4 code grid.
+
+Two stages in one run: steps 0 to model.prior_start train the VQ-VAE (EMA codebook, dead codes
+restarted), then the VQ-VAE is frozen and the prior trains on its codes; samples are drawn
+from the prior and decoded.
+
+Command:
+    python -m experiments.run --config experiments/configs/vqvae_digits.py --workdir /tmp/vqd
+    python -m experiments.sample --workdir /tmp/vqd --num 64 --out /tmp/vqd.npy
+
+Hardware and runtime: TBD.
+Expected result: TBD.
+Source: no published number for this dataset.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_steps = 4000
+    config.batch_size = 64
+    config.eval_batch_size = 120
+    config.log_every = 100
+    config.checkpoint_every = 1000
+    config.eval_every = 2000
+    config.keep_checkpoints = 3
+    config.ema_decay = 0.0
+    config.num_samples = 64
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "digits"
+    config.data.scale = "symmetric"
+    config.data.dequantize = "none"
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "vqvae"
+    config.model.class_conditional = False
+    config.model.channels = (64,)
+    config.model.num_res_blocks = 2
+    config.model.num_codes = 64
+    config.model.code_dim = 16
+    config.model.codebook = "ema"  # or "loss": the codebook loss instead of moving averages
+    config.model.codebook_decay = 0.99
+    config.model.commitment = 0.25
+    config.model.restart_threshold = 0.03
+    config.model.likelihood = "dmol"
+    config.model.num_mixtures = 5
+    config.model.prior_start = 2000
+    config.model.prior_features = 64
+    config.model.prior_layers = 4
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = "adam"
+    config.optim.learning_rate = 1e-3
+    config.optim.warmup_steps = 100
+    config.optim.schedule = "constant"
+    config.optim.grad_clip = 10.0
+    config.optim.vqvae = ml_collections.ConfigDict()
+    config.optim.prior = ml_collections.ConfigDict()
+    return config
