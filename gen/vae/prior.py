@@ -1,11 +1,13 @@
 """An autoregressive PixelCNN prior over a grid of discrete codes (the VQ-VAE's second stage).
 
 ``p(c) = prod_i p(c_i | c_<i)`` in raster order over an ``(h, w)`` grid of codes in
-``{0, ..., K-1}``. The network (van den Oord et al. 2016's PixelCNN, without gating) embeds the
-codes, applies one 5x5 convolution masked to the pixels strictly before the centre (mask A),
-residual blocks of 3x3 convolutions masked to the centre and before (mask B), and 1x1
-convolutions to K logits per position. Training is one parallel pass (teacher forcing);
-sampling runs ``h w`` passes in a ``lax.fori_loop``.
+``{0, ..., K-1}``. The network has PixelCNN++'s two stacks without blind spot (Salimans et al.
+2017, from van den Oord et al. 2016's gated PixelCNN), with plain residual blocks: a *vertical*
+stack ``u`` whose output at row r sees only rows above r (convolutions padded at the top and
+shifted down one row), and a *horizontal* stack ``ul`` whose output at (r, c) sees the row to
+its left (padded at the left and shifted right one column) and, through ``u``, every row above.
+Training is one parallel pass (teacher forcing); sampling runs ``h w`` passes in a
+``lax.fori_loop``.
 """
 
 from __future__ import annotations
@@ -15,38 +17,35 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 Array = jax.Array
 
 
-def causal_mask(size: int, include_centre: bool) -> np.ndarray:
-    """A ``(size, size)`` 0/1 mask of the positions before the centre in raster order."""
-    mask = np.zeros((size, size), np.float32)
-    c = size // 2
-    mask[:c] = 1.0
-    mask[c, :c + (1 if include_centre else 0)] = 1.0
-    return mask
+def shift_down(x: Array) -> Array:
+    """``(N, H, W, C)`` moved one row down, zeros in the first row."""
+    return jnp.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
 
 
-class MaskedConv(nn.Module):
-    """A SAME-padded convolution whose kernel sees only the causal half (mask A or B)."""
+def shift_right(x: Array) -> Array:
+    """``(N, H, W, C)`` moved one column right, zeros in the first column."""
+    return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
+
+
+class ShiftedConv(nn.Module):
+    """A ``(kh, kw)`` convolution whose output at (r, c) sees rows ``r-kh+1..r`` and columns
+    ``c-(kw-1)/2..c+(kw-1)/2`` (``down``), or columns ``c-kw+1..c`` (``down_right``)."""
 
     features: int
-    size: int
-    include_centre: bool
+    kernel: tuple[int, int]
+    down_right: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                            (self.size, self.size, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        mask = jnp.asarray(causal_mask(self.size, self.include_centre))[:, :, None, None]
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), (kernel * mask).astype(self.dtype), (1, 1), "SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return y + bias.astype(self.dtype)
+        kh, kw = self.kernel
+        cols = (kw - 1, 0) if self.down_right else ((kw - 1) // 2, (kw - 1) // 2)
+        x = jnp.pad(x, ((0, 0), (kh - 1, 0), cols, (0, 0)))
+        return nn.Conv(self.features, (kh, kw), padding="VALID", dtype=self.dtype)(x)
 
 
 class PixelCNNPrior(nn.Module):
@@ -54,9 +53,9 @@ class PixelCNNPrior(nn.Module):
 
     Attributes:
       num_codes: K.
-      features: channels of the hidden layers.
-      num_layers: residual blocks with mask B.
-      num_classes: labels, when given, are added to the hidden features as an embedding.
+      features: channels of both stacks.
+      num_layers: residual blocks per stack.
+      num_classes: labels, when given, are added to both stacks as an embedding.
     """
 
     num_codes: int
@@ -67,16 +66,19 @@ class PixelCNNPrior(nn.Module):
 
     @nn.compact
     def __call__(self, codes: Array, y: Array | None = None) -> Array:
-        h = nn.Embed(self.num_codes, self.features, name="embed")(codes).astype(self.dtype)
-        h = MaskedConv(self.features, 5, False, self.dtype, name="conv_a")(h)
+        F, act = self.features, nn.relu
+        h = nn.Embed(self.num_codes, F, name="embed")(codes).astype(self.dtype)
+        u = shift_down(ShiftedConv(F, (2, 3), dtype=self.dtype, name="u_in")(h))
+        ul = (shift_down(ShiftedConv(F, (1, 3), dtype=self.dtype, name="ul_in_up")(h))
+              + shift_right(ShiftedConv(F, (2, 1), True, self.dtype, name="ul_in_left")(h)))
         if self.num_classes is not None and y is not None:
-            h = h + nn.Embed(self.num_classes, self.features, name="label")(y)[:, None, None]
+            label = nn.Embed(self.num_classes, F, name="label")(y)[:, None, None]
+            u, ul = u + label, ul + label
         for i in range(self.num_layers):
-            r = MaskedConv(self.features, 3, True, self.dtype, name=f"block_{i}_conv")(
-                nn.relu(h))
-            r = nn.Dense(self.features, dtype=self.dtype, name=f"block_{i}_proj")(nn.relu(r))
-            h = h + r
-        h = nn.relu(nn.Dense(self.features, dtype=self.dtype, name="out_hidden")(nn.relu(h)))
+            u = u + ShiftedConv(F, (2, 3), dtype=self.dtype, name=f"u_{i}")(act(u))
+            ul = (ul + ShiftedConv(F, (2, 2), True, self.dtype, name=f"ul_{i}")(act(ul))
+                  + nn.Dense(F, dtype=self.dtype, name=f"link_{i}")(act(u)))
+        h = act(nn.Dense(F, dtype=self.dtype, name="out_hidden")(act(ul)))
         return nn.Dense(self.num_codes, dtype=self.dtype, name="out")(h).astype(jnp.float32)
 
 
