@@ -22,5 +22,4 @@ def get_config():
     config = vae_mnist.get_config()
     config.model.name = "iwae"
     config.model.k = 50
-    config.model.gradient = "reparam"
     return config

@@ -50,6 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.activation = "tanh"
     config.model.likelihood = "bernoulli"
     config.model.k = 1
+    config.model.gradient = "reparam"  # iwae only: "dreg" for the DReG encoder gradient
     config.model.beta = 1.0
     config.model.free_bits = 0.0
     config.model.free_bits_groups = 1
