@@ -16,13 +16,13 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
-    config.num_steps = 10_000
+    config.num_steps = 20_000
     config.batch_size = 256
     config.eval_batch_size = 1000
     config.num_eval_examples = 20_000
     config.log_every = 200
     config.checkpoint_every = 2000
-    config.eval_every = 5000
+    config.eval_every = 10_000
     config.keep_checkpoints = 3
     config.ema_decay = 0.0
     config.num_samples = 2000
@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.name = "vae"
     config.model.latent_dim = 2
     config.model.network = "mlp"
-    config.model.hidden = (128, 128)
+    config.model.hidden = (256, 256)
     config.model.activation = "gelu"
     # gaussian: mean and log sigma per dimension from the decoder; gaussian_fixed: sigma =
     # model.decoder_std.
@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.beta = 1.0
     config.model.free_bits = 0.0
     config.model.free_bits_groups = 1
-    config.model.kl_warmup_steps = 0
+    config.model.kl_warmup_steps = 5000  # without it one of the 2 units stays off
     config.model.eval_samples = 1000
     config.model.eval_chunk = 100
 
