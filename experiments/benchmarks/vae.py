@@ -296,7 +296,7 @@ def cpu_table(train: Result | None, nll: Result | None) -> str:
         notes.append(f"IS NLL estimates from the same weights: gen {nll['gen_nll']:.3f}, pythae "
                      f"{nll['pythae_nll']:.3f} nats; gen draws {nll['chunk']} samples at a time "
                      f"and compiles in {nll['gen_compile_s']:.1f} s.")
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []))
 
 
 def gpu_table(r: Result | None) -> str:
