@@ -9,8 +9,15 @@ Conditional VAE (labels into the encoder and the decoder), one row of samples pe
     python -m experiments.sample --workdir /tmp/cvaed --num 100 --labels 0,1,2,3,4,5,6,7,8,9 \\
         --out /tmp/cvaed.npy
 
-Hardware and runtime: TBD.
-Expected result: TBD.
+Model: 16 Gaussian latents; encoder of two stride-2 4x4 convolutions (32, 64 channels) and a
+residual block, then a dense layer; the decoder mirrors it to a 5-component discretized logistic
+mixture per pixel (data scaled to [-1, 1], not dequantized). Note that these digits take only
+17 grey levels (0..16 scaled to 0..255), which a discrete likelihood can exploit.
+
+Hardware and runtime: 355 s measured on this project's 2-core CPU (5,000 steps at batch 64,
+about 15 steps/s, then the likelihood of the 360 test digits with K = 1000 samples).
+Expected result: `test_bpd` 3.62 bits/dim (measured: the importance-sampled likelihood),
+`test_nelbo_bpd` 3.73, `test_active_units` 10 of 16.
 Source: no published number for this dataset.
 """
 

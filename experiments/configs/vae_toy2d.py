@@ -5,8 +5,15 @@ Command:
 Your own vectors: add --config.data.source=npy --config.data.path=train.npy (any D; set
 --config.model.latent_dim to taste).
 
-Hardware and runtime: TBD.
-Expected result: TBD.
+Model: 2 Gaussian latents, MLPs of two 256-unit GELU layers, a Gaussian decoder with a learned
+variance per dimension, the ELBO with the KL weight warmed up over 5,000 steps (without the
+warm-up one of the two latents stays inactive: 3.71 nats after 10,000 steps).
+
+Hardware and runtime: 571 s measured on this project's 2-core CPU, shared with other jobs
+(load average about 7): 20,000 steps at batch 256 (56-100 steps/s), then the importance-sampled
+likelihood (K = 1000) of the 20,000 test points and the pictures.
+Expected result: `test_nll` 2.976 nats (measured) against the true entropy 2.832 of 8gaussians
+(gap +0.144), `test_nelbo` 3.022, `test_active_units` 2.
 Source: no published number (a VAE on FFJORD's 8gaussians; the true entropy is 2.832 nats).
 """
 

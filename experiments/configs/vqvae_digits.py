@@ -8,8 +8,17 @@ Command:
     python -m experiments.run --config experiments/configs/vqvae_digits.py --workdir /tmp/vqd
     python -m experiments.sample --workdir /tmp/vqd --num 64 --out /tmp/vqd.npy
 
-Hardware and runtime: TBD.
-Expected result: TBD.
+Model: one stride-2 4x4 convolution (64 channels) and two residual blocks to a 4x4 grid of
+16-dimensional vectors, 64 codes; the decoder mirrors it to a 5-component discretized logistic
+mixture. The prior is small (16 features, 2 blocks per stack): the 1,437 training digits give
+only 23k codes, and a prior of 64 features and 4 blocks fell to 0.7 nats per code on them while
+rising to 12.6 on the test codes.
+
+Hardware and runtime: 251 s measured on this project's 2-core CPU (3,500 steps at batch 64; on
+a CPU both stages are computed at every step and one is kept, see gen/vae/training.py).
+Expected result (measured): `test_bpd` 4.53 bits/dim (the bound with a uniform prior over the
+codes, van den Oord et al.'s convention), `test_bpd_with_prior` 4.25, `test_reconstruction_bpd`
+3.03, `test_codebook_perplexity` 54.5 of 64 codes, `test_codebook_usage` 1.0.
 Source: no published number for this dataset.
 """
 
