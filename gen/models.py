@@ -26,6 +26,9 @@ FAMILIES: dict[str, str] = {
     "glow": "gen.flows.training",
     "ddpm": "gen.diffusion.training",
     "fm": "gen.diffusion.training",
+    "vae": "gen.vae.training",
+    "iwae": "gen.vae.training",
+    "vqvae": "gen.vae.training",
 }
 
 

@@ -29,6 +29,9 @@ TINY = {
     ("model", "ch"): 8, ("model", "num_res_blocks"): 1, ("model", "num_groups"): 4,
     ("model", "attn_resolutions"): (), ("model", "num_train_steps"): 10,
     ("sampler", "num_steps"): 2,
+    ("model", "hidden2"): (8, 8), ("model", "channels"): (8, 8), ("model", "eval_samples"): 4,
+    ("model", "eval_chunk"): 2, ("model", "num_codes"): 16, ("model", "code_dim"): 4,
+    ("model", "prior_features"): 8, ("model", "prior_layers"): 1, ("model", "prior_start"): 1,
 }
 
 

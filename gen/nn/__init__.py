@@ -1,9 +1,11 @@
-"""Shared Flax Linen networks: MLP, MADE, conv ResNet, UNet, denoisers, embeddings, attention.
+"""Shared Flax Linen networks: MLP, MADE, conv ResNet, conv encoder/decoder, UNet, denoisers,
+embeddings, attention.
 
 Outside the module definitions, code sees only ``apply(params, ...)`` over explicit params.
 """
 
 from gen.nn.attention import AttentionBlock
+from gen.nn.autoencoder import ConvDecoder, ConvEncoder
 from gen.nn.denoiser import MLPDenoiser
 from gen.nn.embeddings import fourier_features, timestep_embedding
 from gen.nn.made import MADE
@@ -15,6 +17,8 @@ __all__ = [
     "MADE",
     "MLP",
     "AttentionBlock",
+    "ConvDecoder",
+    "ConvEncoder",
     "ConvResNet",
     "MLPDenoiser",
     "ResBlock",

@@ -237,7 +237,7 @@ class _Evaluator:
         if self._eval is None:
             return {}
         cfg = self.config
-        sums: dict[str, float] = {}
+        sums: dict[str, Any] = {}
         count = 0.0
         batches = eval_batches(self.dataset.test, cfg.get("eval_batch_size", cfg.batch_size),
                                jax.process_index(), jax.process_count(),
@@ -248,15 +248,21 @@ class _Evaluator:
             mask = _gather(mask)
             count += float(mask.sum())
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v, np.float64) * mask))
+                v = np.asarray(v, np.float64)
+                weighted = v * mask.reshape(mask.shape + (1,) * (v.ndim - 1))
+                sums[k] = sums.get(k, 0.0) + np.sum(weighted, axis=0)
         results = {}
-        for k, total in sums.items():
-            mean = total / max(count, 1.0)
+        means = {k: total / max(count, 1.0) for k, total in sums.items()}
+        for k, mean in means.items():
+            if np.ndim(mean):  # per-example vectors: for summarize only
+                continue
             if k == "nll" and self.preprocess.log_scale is not None:
                 bpd = self.preprocess.bits_per_dim(mean, self.dataset.spec.dim)
                 results["test_bpd"] = float(bpd)
             else:
                 results[f"test_{k}"] = float(mean)
+        if self.task.summarize is not None and means:
+            results.update({f"test_{k}": float(v) for k, v in self.task.summarize(means).items()})
         return results
 
     def samples(self, params, num: int, check: bool = False) -> np.ndarray:

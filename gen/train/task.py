@@ -30,7 +30,8 @@ class Task(NamedTuple):
       evaluate: ``evaluate(params, batch, key) -> {name: per-example values (B,)}``, or None.
         A value named ``nll`` (nats per example in model space) is reported as ``test_nll``
         for vectors and converted to ``test_bpd`` for dequantized images; any other name
-        ``m`` is reported as ``test_m``.
+        ``m`` is reported as ``test_m``. Values of shape ``(B, ...)`` (per-example vectors)
+        are averaged over the test set too, and handed to ``summarize`` instead of reported.
       sample: ``sample(params, key, num, labels=None) -> (num, *event_shape)`` in model space.
       log_prob: ``log_prob(params, x) -> (B,)`` log-densities of model-space events, for
         density plots of 2-D data and ``load_run(...).log_prob``; or None.
@@ -38,6 +39,10 @@ class Task(NamedTuple):
         ``log_prob`` receive; None means ``state.eval_params()`` (the params, with the EMA in
         place of what it averages). A family with ``model_state`` (e.g. BatchNorm statistics)
         returns what its networks need from both.
+      summarize: ``summarize(means) -> {name: float}``, or None: test-set statistics that are
+        not means of per-example values (a VAE's active units, a codebook's perplexity), from
+        ``means``, the test-set mean of every ``evaluate`` output (arrays for ``(B, ...)``
+        outputs); each ``name`` is reported as ``test_name``.
     """
 
     init: Callable[[jax.Array, Batch], TrainState]
@@ -46,6 +51,7 @@ class Task(NamedTuple):
     sample: Callable[..., jax.Array]
     log_prob: Callable[[Params, jax.Array], jax.Array] | None = None
     eval_params: Callable[[TrainState], Params] | None = None
+    summarize: Callable[[dict[str, Any]], dict[str, float]] | None = None
 
 
 def eval_params(task: Task, state: TrainState) -> Params:
