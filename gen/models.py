@@ -26,6 +26,9 @@ FAMILIES: dict[str, str] = {
     "glow": "gen.flows.training",
     "ddpm": "gen.diffusion.training",
     "fm": "gen.diffusion.training",
+    "mlp_gan": "gen.gan.training",
+    "dcgan": "gen.gan.training",
+    "resnet_gan": "gen.gan.training",
 }
 
 
