@@ -29,6 +29,7 @@ TINY = {
     ("model", "ch"): 8, ("model", "num_res_blocks"): 1, ("model", "num_groups"): 4,
     ("model", "attn_resolutions"): (), ("model", "num_train_steps"): 10,
     ("sampler", "num_steps"): 2,
+    ("model", "n_dis"): 2, ("model", "ngf"): 8, ("model", "ndf"): 8,
 }
 
 

@@ -46,7 +46,14 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """``x (B, D) -> (B,)`` logits; hidden layers with ``activation`` ``"maxout"`` (``pieces``
     linear pieces per unit) or ``"leaky_relu"`` (slope 0.2); a projection term with
-    ``num_classes``; every layer spectrally normalized with ``spectral_norm``."""
+    ``num_classes``; every layer spectrally normalized with ``spectral_norm``.
+
+    With ``fourier_features = F > 0`` the input first becomes ``[sin 2 pi x W, cos 2 pi x W]``,
+    ``W (D, F)`` learned, initialized ``N(0, fourier_scale^2)`` (Tancik et al. 2020): an MLP on
+    low-dimensional inputs is biased toward smooth functions, and these features let the
+    discriminator tell tight modes (std 0.05 on a grid of spacing 2) from a blur around them
+    within thousands of steps instead of hundreds of thousands.
+    """
 
     hidden: Sequence[int] = (200, 200, 200)
     activation: str = "leaky_relu"
@@ -54,11 +61,18 @@ class MLPDiscriminator(nn.Module):
     spectral_norm: bool = False
     num_classes: int | None = None
     dtype: Any = None
+    fourier_features: int = 0
+    fourier_scale: float = 1.0
 
     @nn.compact
     def __call__(self, x: Array, labels: Array | None = None,
                  update_stats: bool = False) -> Array:
         h = x.astype(self.dtype or x.dtype)
+        if self.fourier_features:
+            w = self.param("fourier", nn.initializers.normal(self.fourier_scale),
+                           (x.shape[-1], self.fourier_features))
+            angles = 2 * jnp.pi * (x.astype(jnp.float32) @ w)
+            h = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], -1).astype(h.dtype)
         for width in self.hidden:
             if self.activation == "maxout":
                 h = Dense(width * self.pieces, self.spectral_norm, dtype=self.dtype)(

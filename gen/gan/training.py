@@ -8,11 +8,15 @@ update. The global batch of ``batch_size`` examples is split into ``n_dis`` slic
 generated inputs, the discriminator minimizes ``loss(r, f).discriminator + penalty`` and the
 generator ``loss(r, f).generator`` (``gen.gan.losses``, ``gen.gan.penalties``), each with its own
 optimizer from ``optim.discriminator.*`` / ``optim.generator.*`` over the shared ``optim.*``
-(TTUR). After the generator's update, its exponential moving average moves (``ema_decay``, with
-``ema_start`` steps of warm-up); sampling and evaluation use the average.
+(TTUR); learning-rate schedules count each optimizer's own updates (``n_dis`` per step for
+the discriminator, so both decay over the run). After the generator's update, its exponential
+moving average moves (``ema_decay``, with ``ema_start`` steps of warm-up); sampling and
+evaluation use the average.
 
 The discriminator's inputs, real and generated alike, go through DiffAugment
-(``model.diffaugment``) and PacGAN packing (``model.packing``) first. Generated inputs are held
+(``model.diffaugment``), instance noise (``model.instance_noise``: Gaussian noise of that std,
+decayed linearly to 0 over ``model.instance_noise_steps``, default ``num_steps``; Sønderby et
+al. 2017) and PacGAN packing (``model.packing``) first. Generated inputs are held
 constant in the discriminator's updates; the discriminator is held constant in the generator's.
 The generator's BatchNorm statistics and the discriminator's spectral-norm vectors are the
 state's ``model_state`` (``{"generator": {"batch_stats": ...}, "discriminator":
@@ -31,7 +35,8 @@ Keys of ``config.model`` (defaults in brackets): ``loss`` [non_saturating], ``pe
 ``penalty_weight`` [10.0], ``weight_clip`` [0: off; WGAN's 0.01], ``n_dis`` [1], ``packing`` [1],
 ``diffaugment`` [""], ``class_conditional`` [False], ``latent_dim``, ``spectral_norm`` (of the
 discriminator), ``dtype`` [float32; bfloat16 for compute], and the architecture's sizes:
-``g_hidden``, ``d_hidden``, ``g_batchnorm``, ``d_activation``, ``maxout_pieces`` (mlp_gan),
+``g_hidden``, ``d_hidden``, ``g_batchnorm``, ``d_activation``, ``maxout_pieces``,
+``d_fourier_features``, ``d_fourier_scale`` (mlp_gan),
 ``ch`` (dcgan), ``ngf``, ``ndf`` (resnet_gan).
 """
 
@@ -79,6 +84,8 @@ class Settings:
     num_classes: int | None
     latent_dim: int
     dtype: Any
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 0
 
 
 def _positive_int(model, key: str, default: int) -> int:
@@ -143,11 +150,20 @@ def parse_settings(config: ml_collections.ConfigDict, spec: DataSpec) -> Setting
     dtype = model.get("dtype", "float32")
     if dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"model.dtype={dtype!r} is not float32 or bfloat16.")
+    noise = model.get("instance_noise", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, int | float) or not noise >= 0:
+        raise ConfigError(f"model.instance_noise must be a number >= 0 (0: off), got {noise!r}.")
+    noise_steps = model.get("instance_noise_steps", config.num_steps)
+    if noise and (isinstance(noise_steps, bool) or not isinstance(noise_steps, int)
+                  or noise_steps < 1):
+        raise ConfigError(f"model.instance_noise_steps must be an integer >= 1, got "
+                          f"{noise_steps!r}.")
     default_latent = 128 if spec.kind == "image" else 2
     return Settings(name, loss, penalty, float(weight), float(clip), n_dis, packing, policy,
                     spec.num_classes if conditional else None,
                     _positive_int(model, "latent_dim", default_latent),
-                    jnp.bfloat16 if dtype == "bfloat16" else None)
+                    jnp.bfloat16 if dtype == "bfloat16" else None, float(noise),
+                    int(noise_steps) if noise else 0)
 
 
 def make_networks(config: ml_collections.ConfigDict, spec: DataSpec,
@@ -161,9 +177,13 @@ def make_networks(config: ml_collections.ConfigDict, spec: DataSpec,
             raise ConfigError(f"model.d_activation={activation!r} is not leaky_relu or maxout.")
         gen = MLPGenerator(spec.dim, tuple(model.get("g_hidden", (400, 400, 400, 400))),
                            bool(model.get("g_batchnorm", True)), s.num_classes, s.dtype)
+        fourier = model.get("d_fourier_features", 0)
+        if isinstance(fourier, bool) or not isinstance(fourier, int) or fourier < 0:
+            raise ConfigError(f"model.d_fourier_features must be an integer >= 0 (0: off), got "
+                              f"{fourier!r}.")
         dis = MLPDiscriminator(tuple(model.get("d_hidden", (200, 200, 200))), activation,
                                _positive_int(model, "maxout_pieces", 5), sn, s.num_classes,
-                               s.dtype)
+                               s.dtype, fourier, float(model.get("d_fourier_scale", 1.0)))
     elif s.name == "dcgan":
         ch = _positive_int(model, "ch", 64)
         gen = DCGANGenerator(tuple(spec.shape), ch, s.num_classes, s.dtype)
@@ -181,7 +201,9 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     gen, dis = make_networks(config, spec, s)
     loss_fn = losses_lib.get_loss(s.loss)
     penalty_fn = penalties_lib.get_penalty(s.penalty, s.penalty_weight)
-    txs = {p: make_optimizer(optim_for_part(config.optim, p), config.num_steps) for p in PARTS}
+    # Each optimizer counts its own updates: the discriminator's schedule spans n_dis per step.
+    updates = {"generator": config.num_steps, "discriminator": config.num_steps * s.n_dis}
+    txs = {p: make_optimizer(optim_for_part(config.optim, p), updates[p]) for p in PARTS}
     ema = ema_from_config(config, part="generator")
     per_update = config.batch_size // s.n_dis
 
@@ -204,9 +226,15 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
             return dis.apply(variables, x, labels, update_stats=False), d_state
         return dis.apply(variables, x, labels, update_stats=True, mutable=list(d_state))
 
-    def d_input(x: Array, key: Array | None) -> Array:
-        if s.diffaugment and key is not None:
-            x = diff_augment(x, key, s.diffaugment)
+    def noise_std(step: Array) -> Array:
+        """Instance noise: ``instance_noise`` decayed linearly to 0 over its steps."""
+        return s.instance_noise * jnp.clip(1.0 - step / s.instance_noise_steps, 0.0, 1.0)
+
+    def d_input(x: Array, key: Array | None, std: Array | None = None) -> Array:
+        if key is not None and s.diffaugment:
+            x = diff_augment(x, jax.random.fold_in(key, 0), s.diffaugment)
+        if key is not None and std is not None:
+            x = x + std * jax.random.normal(jax.random.fold_in(key, 1), x.shape, x.dtype)
         return pack(x, s.packing)
 
     def init(key: jax.Array, batch: dict) -> TrainState:
@@ -232,7 +260,8 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         fake, _ = generate(state.params["generator"], state.model_state["generator"], z,
                            fake_labels, train=True)
         fake = jax.lax.stop_gradient(fake)
-        real_in, fake_in = d_input(real, k_real), d_input(fake, k_fake)
+        std = noise_std(state.step) if s.instance_noise else None
+        real_in, fake_in = d_input(real, k_real, std), d_input(fake, k_fake, std)
         num_real = real_in.shape[0]
         both = jnp.concatenate([real_in, fake_in])
         both_labels = (None if s.num_classes is None
@@ -277,9 +306,12 @@ def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         g_state = state.model_state["generator"]
         d_params, d_state = state.params["discriminator"], state.model_state["discriminator"]
 
+        std = noise_std(state.step) if s.instance_noise else None
+
         def objective(g_params):
             fake, new_state = generate(g_params, g_state, z, labels, train=True)
-            f, _ = discriminate(d_params, d_state, d_input(fake, k_aug), labels, update=False)
+            f, _ = discriminate(d_params, d_state, d_input(fake, k_aug, std), labels,
+                                update=False)
             return loss_fn(jnp.zeros_like(f), f).generator, new_state
 
         (g_loss, new_g_state), grads = jax.value_and_grad(objective, has_aux=True)(
