@@ -114,7 +114,8 @@ def test_translation_is_an_integer_shift_with_zero_fill(images):
             for dx in range(-s, s + 1):
                 want = np.zeros_like(x[i])
                 src = x[i][max(0, -dy):16 - max(0, dy), max(0, -dx):16 - max(0, dx)]
-                want[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+                top, left = max(0, dy), max(0, dx)
+                want[top:top + src.shape[0], left:left + src.shape[1]] = src
                 if np.array_equal(out[i], want):
                     matches.append((dy, dx))
         assert len(matches) == 1, i

@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import pytest
 
 from gen.data.source import DataSpec
@@ -60,7 +59,7 @@ def changed(a, b) -> bool:
 
 def test_one_step_does_n_dis_discriminator_updates_and_one_generator_update():
     config = tiny_config(n_dis=3)
-    _, old, new, metrics = run_step(config)
+    _, _, new, metrics = run_step(config)
     assert count(new.opt_state["discriminator"]) == 3
     assert count(new.opt_state["generator"]) == 1
     assert set(metrics) >= {"loss", "loss_discriminator", "loss_generator", "penalty",

@@ -153,7 +153,8 @@ def _torch_networks(config, shape: tuple[int, ...]):
         class Maxout(nn.Module):
             def __init__(self, n_in: int, width: int, pieces: int):
                 super().__init__()
-                self.linear, self.width, self.pieces = nn.Linear(n_in, width * pieces), width, pieces
+                self.linear = nn.Linear(n_in, width * pieces)
+                self.width, self.pieces = width, pieces
 
             def forward(self, x):
                 return self.linear(x).view(-1, self.width, self.pieces).amax(-1)
@@ -342,9 +343,9 @@ def gpu_table(r: Result | None) -> str:
         return f"GPU item skipped: JAX's backend is {jax.default_backend()}, not gpu."
     p = r["params"]
     return "\n".join([
-        f"GPU ({r['device']}): the `sngan_cifar10` step in bf16 compute (ResNet G {p['generator']:,} "
-        f"params, SN-ResNet D {p['discriminator']:,}; hinge loss; n_dis = {r['n_dis']}, "
-        f"{r['batch']} images per update).",
+        f"GPU ({r['device']}): the `sngan_cifar10` step in bf16 compute (ResNet G "
+        f"{p['generator']:,} params, SN-ResNet D {p['discriminator']:,}; hinge loss; "
+        f"n_dis = {r['n_dis']}, {r['batch']} images per update).",
         "",
         "| step ms | steps/s | real images/s (D) | generated images/s | compile (s) |",
         "|---|---|---|---|---|",
