@@ -196,3 +196,26 @@ def test_a_diverging_player_stops_the_run_naming_it_and_the_step(tmp_path):
     config.optim.discriminator = ml_collections.ConfigDict({"learning_rate": 1e38})
     with pytest.raises(NonFiniteLossError, match=r"loss_generator is (nan|-?inf) at step \d"):
         loop.train_and_evaluate(config, tmp_path / "w", build_task)
+
+
+def test_fourier_discriminator_with_packing_and_instance_noise_trains():
+    """Each packed member gets its own Fourier features from one shared W; instance noise
+    decays to 0 over its steps (the step reads ``state.step``)."""
+    config = tiny_config(packing=4, d_fourier_features=6, d_fourier_scale=0.5,
+                         instance_noise=0.5, instance_noise_steps=2, penalty="r1",
+                         penalty_weight=1.0)
+    task, old, _, metrics = run_step(config)
+    assert old.params["discriminator"]["fourier"].shape == (2, 6)
+    assert all(np.isfinite(v) for v in jax.tree.leaves(metrics))
+    # past the noise's last step the discriminator sees the data itself: the step equals that of
+    # the same model without noise
+    late = old.replace(step=jnp.asarray(5, jnp.int32))
+    noisy, _ = jax.jit(task.step)(late, batch(), jax.random.key(1))
+    config.model.instance_noise = 0.0
+    clean, _ = jax.jit(build_task(config, VECTORS).step)(late, batch(), jax.random.key(1))
+    for a, b in zip(jax.tree.leaves(noisy.params), jax.tree.leaves(clean.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    early, _ = jax.jit(task.step)(old, batch(), jax.random.key(1))
+    assert changed(early.params["discriminator"], clean.params["discriminator"])
+    with pytest.raises(ConfigError, match=r"instance_noise must be a number >= 0"):
+        build_task(tiny_config(instance_noise=-1.0), VECTORS)

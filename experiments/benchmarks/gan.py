@@ -159,7 +159,20 @@ def _torch_networks(config, shape: tuple[int, ...]):
             def forward(self, x):
                 return self.linear(x).view(-1, self.width, self.pieces).amax(-1)
 
+        class Fourier(nn.Module):  # [sin 2 pi x W, cos 2 pi x W] of each packed member
+            def __init__(self, n_in: int, features: int, scale: float):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(n_in, features) * scale)
+
+            def forward(self, x):
+                angles = 2 * torch.pi * (x.view(x.shape[0], m, -1) @ self.w)
+                return torch.cat([angles.sin(), angles.cos()], -1).flatten(1)
+
         layers, width_in = [], shape[0] * m
+        fourier = int(model.get("d_fourier_features", 0))
+        if fourier:
+            layers += [Fourier(shape[0], fourier, float(model.get("d_fourier_scale", 1.0)))]
+            width_in = 2 * fourier * m
         for width in model.d_hidden:
             if model.get("d_activation", "leaky_relu") == "maxout":
                 layers += [Maxout(width_in, width, int(model.get("maxout_pieces", 5)))]

@@ -63,16 +63,19 @@ class MLPDiscriminator(nn.Module):
     dtype: Any = None
     fourier_features: int = 0
     fourier_scale: float = 1.0
+    packing: int = 1  # the members of a packed input get their own features, one shared ``W``
 
     @nn.compact
     def __call__(self, x: Array, labels: Array | None = None,
                  update_stats: bool = False) -> Array:
         h = x.astype(self.dtype or x.dtype)
         if self.fourier_features:
+            members = x.reshape(*x.shape[:-1], self.packing, x.shape[-1] // self.packing)
             w = self.param("fourier", nn.initializers.normal(self.fourier_scale),
-                           (x.shape[-1], self.fourier_features))
-            angles = 2 * jnp.pi * (x.astype(jnp.float32) @ w)
-            h = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], -1).astype(h.dtype)
+                           (members.shape[-1], self.fourier_features))
+            angles = 2 * jnp.pi * (members.astype(jnp.float32) @ w)
+            h = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], -1)
+            h = h.reshape(*x.shape[:-1], -1).astype(self.dtype or x.dtype)
         for width in self.hidden:
             if self.activation == "maxout":
                 h = Dense(width * self.pieces, self.spectral_norm, dtype=self.dtype)(

@@ -183,7 +183,8 @@ def make_networks(config: ml_collections.ConfigDict, spec: DataSpec,
                               f"{fourier!r}.")
         dis = MLPDiscriminator(tuple(model.get("d_hidden", (200, 200, 200))), activation,
                                _positive_int(model, "maxout_pieces", 5), sn, s.num_classes,
-                               s.dtype, fourier, float(model.get("d_fourier_scale", 1.0)))
+                               s.dtype, fourier, float(model.get("d_fourier_scale", 1.0)),
+                               s.packing)
     elif s.name == "dcgan":
         ch = _positive_int(model, "ch", 64)
         gen = DCGANGenerator(tuple(spec.shape), ch, s.num_classes, s.dtype)
