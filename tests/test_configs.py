@@ -40,6 +40,9 @@ def shrink(config) -> None:
     """Sets every size key of ``TINY`` that ``config`` has, in place, and draws 2-D densities
     on a coarse grid (an ODE model's density picture is 40,000 likelihoods at full size)."""
     config.density_grid = 12
+    if "eval" in config:  # image metrics first train a feature classifier (tens of seconds)
+        config.eval.metrics = tuple(m for m in config.eval.get("metrics", ())
+                                    if m in ("mode_coverage", "mmd"))
     for (section, key), value in TINY.items():
         node = config if section is None else config.get(section)
         if node is not None and key in node:

@@ -9,11 +9,11 @@ from experiments.benchmarks import gan
 
 
 def test_gpu_item_measures_the_bf16_sngan_step_at_a_tiny_size():
-    r = gan.measure_gpu(repeats=1, batch=2, ngf=8, ndf=8, n_dis=2, warmup=0)
+    r = gan.measure_gpu(repeats=1, batch=2, ngf=8, ndf=8, n_dis=1, warmup=0)
     assert r["step_s"] > 0 and math.isfinite(r["real_images_per_s"])
-    assert r["real_images_per_s"] == pytest.approx(2 * 2 / r["step_s"])
+    assert r["real_images_per_s"] == pytest.approx(2 / r["step_s"])
     text = gan.gpu_table(r)
-    assert "bf16" in text and "n_dis = 2" in text and "2 images per update" in text
+    assert "bf16" in text and "n_dis = 1" in text and "2 images per update" in text
     assert "skipped" in gan.gpu_table(None)
 
 

@@ -107,6 +107,7 @@ def test_conditional_run_refuses_unlabelled_data_and_packing(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow  # ~30 s on a loaded 2-core CPU; test_configs trains the ResNet configs tiny
 def test_resnet_with_spectral_norm_and_diffaugment_trains(tmp_path):
     """(bf16 compute: the benchmark's GPU item, run tiny in test_gan_benchmark.py.)"""
     config = config_for("resnet_gan", DIGITS, ngf=8, ndf=8, spectral_norm=True, loss="hinge",

@@ -219,3 +219,20 @@ def test_fourier_discriminator_with_packing_and_instance_noise_trains():
     assert changed(early.params["discriminator"], clean.params["discriminator"])
     with pytest.raises(ConfigError, match=r"instance_noise must be a number >= 0"):
         build_task(tiny_config(instance_noise=-1.0), VECTORS)
+
+
+def test_linear_decay_reaches_zero_at_the_end_of_each_players_updates():
+    from gen.train.optim import learning_rate_schedule
+
+    sched = learning_rate_schedule(ml_collections.ConfigDict(
+        {"learning_rate": 2e-4, "schedule": "linear"}), 10)
+    np.testing.assert_allclose([sched(0), sched(5), sched(10)], [2e-4, 1e-4, 0.0], atol=1e-12)
+    # the discriminator's optimizer counts n_dis updates per step: after the last step both
+    # players' learning rates are 0, so a further step moves nothing
+    config = tiny_config(n_dis=2)
+    config.num_steps = 1
+    config.optim.schedule = "linear"
+    task, old, new, _ = run_step(config)
+    assert changed(new.params, old.params)
+    again, _ = jax.jit(task.step)(new, batch(), jax.random.key(3))
+    assert not changed(again.params, new.params)

@@ -1,6 +1,11 @@
 """DCGAN (Radford et al. 2016) on MNIST, judged by classifier-feature FID and precision/recall.
 
-PLACEHOLDER
+The DCGAN generator and discriminator at 28x28 (64 base channels at full size, a 64-d latent),
+the non-saturating loss, Adam 2e-4 with beta1 0.5 for both players, batch 64, samples from the
+generator's EMA (0.999 after 500 steps). Sample quality comes from `python -m
+experiments.evaluate`: the FID and precision/recall in the features of gen's MNIST classifier,
+trained on the run's own training split (`fid_classifier`, `precision_classifier`,
+`recall_classifier`).
 
 Command (data from a local folder of MNIST-format files, or from TFDS):
     python -m experiments.run --config experiments/configs/dcgan_mnist.py --workdir /tmp/dcm \\
@@ -9,10 +14,17 @@ The short CPU run on the real MNIST test split in ../shared/data/mnist (train on
 8,000 images, evaluate against the last 2,000):
     python -m experiments.run --config experiments/configs/dcgan_mnist.py --workdir /tmp/dcm \\
         --config.data.path=../shared/data/mnist --config.data.train_split='test[:8000]' \\
-        --config.data.test_split='test[8000:]' --config.num_steps=TBD
+        --config.data.test_split='test[8000:]' --config.num_steps=3000 --config.model.ch=32 \
+        --config.eval_every=3000
+    python -m experiments.evaluate --workdir /tmp/dcm --num 2000 --metrics fid,precision_recall
 
-Hardware and runtime: TBD 1 s on a 2-core CPU.
-Expected result: TBD 1.
+Hardware and runtime: the short run took 887 s on a 2-core CPU shared with other jobs (3,000
+steps at about 3.5 steps/s; XLA's CPU convolutions dominate). A full run (60k training images,
+20k steps, 64 channels) wants a GPU.
+Expected result: the short run reaches `fid_classifier` 220, `precision_classifier` 0.283 and
+`recall_classifier` 0.448 (measured: 2,000 samples against the 2,000 held-out test images):
+stroke-like digits after a few minutes of training (experiments/results/dcgan_mnist_short.png),
+far from converged.
 Source: no published number in this setting; the metrics are gen.metrics' (README).
 """
 

