@@ -29,6 +29,9 @@ FAMILIES: dict[str, str] = {
     "vae": "gen.vae.training",
     "iwae": "gen.vae.training",
     "vqvae": "gen.vae.training",
+    "mlp_gan": "gen.gan.training",
+    "dcgan": "gen.gan.training",
+    "resnet_gan": "gen.gan.training",
 }
 
 

@@ -32,6 +32,7 @@ TINY = {
     ("model", "hidden2"): (8, 8), ("model", "channels"): (8, 8), ("model", "eval_samples"): 4,
     ("model", "eval_chunk"): 2, ("model", "num_codes"): 16, ("model", "code_dim"): 4,
     ("model", "prior_features"): 8, ("model", "prior_layers"): 1, ("model", "prior_start"): 1,
+    ("model", "n_dis"): 2, ("model", "ngf"): 8, ("model", "ndf"): 8,
 }
 
 
@@ -43,6 +44,9 @@ def shrink(config) -> None:
     """Sets every size key of ``TINY`` that ``config`` has, in place, and draws 2-D densities
     on a coarse grid (an ODE model's density picture is 40,000 likelihoods at full size)."""
     config.density_grid = 12
+    if "eval" in config:  # image metrics first train a feature classifier (tens of seconds)
+        config.eval.metrics = tuple(m for m in config.eval.get("metrics", ())
+                                    if m in ("mode_coverage", "mmd"))
     for (section, key), value in TINY.items():
         node = config if section is None else config.get(section)
         if node is not None and key in node:

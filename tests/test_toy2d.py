@@ -1,5 +1,6 @@
 """Tests for gen.data.toy2d: samplers against FFJORD's recipes, exact densities and entropies."""
 
+import itertools
 import math
 
 import ml_collections
@@ -13,7 +14,16 @@ from gen.errors import ConfigError
 
 
 def _ffjord_reference(name: str, n: int, rs: np.random.RandomState) -> np.ndarray:
-    """FFJORD's lib/toy_data.py recipes, written independently, with a seeded RandomState."""
+    """FFJORD's lib/toy_data.py recipes (and PacGAN's 2-D grid), written independently, with a
+    seeded RandomState."""
+    if name == "25gaussians":  # PacGAN's config: means product(range(-4, 5, 2)), std 0.05
+        means = np.array(list(itertools.product(range(-4, 5, 2), range(-4, 5, 2))), float)
+        return means[rs.randint(25, size=n)] + 0.05 * rs.randn(n, 2)
+    if name == "2rings":
+        outer = [(4 * np.cos(k * np.pi / 4), 4 * np.sin(k * np.pi / 4)) for k in range(8)]
+        inner = [(2 * np.cos((k + 0.5) * np.pi / 4), 2 * np.sin((k + 0.5) * np.pi / 4))
+                 for k in range(8)]
+        return np.array(outer + inner)[rs.randint(16, size=n)] + 0.05 * rs.randn(n, 2)
     if name == "swissroll":
         return make_swiss_roll(n_samples=n, noise=1.0, random_state=rs)[0][:, [0, 2]] / 5
     if name == "circles":
@@ -118,6 +128,22 @@ def test_entropy_values():
     # A mixture of 8 equal, nearly disjoint Gaussians: just below log 8 + H(one Gaussian).
     upper = math.log(8) + 1 + math.log(2 * math.pi * (0.5 / 1.414) ** 2)
     assert upper - 0.02 < toy2d.entropy("8gaussians") < upper
+
+
+@pytest.mark.parametrize("name", ["25gaussians", "2rings"])
+def test_tight_mixtures_modes_and_entropy(name):
+    centers, std = toy2d.mixture_modes(name)
+    assert std == 0.05 and len(centers) == {"25gaussians": 25, "2rings": 16}[name]
+    # every mode is a local maximum of the exact density, and nothing lies between them
+    x = toy2d.sample(name, 20_000, seed=0)
+    nearest = np.linalg.norm(x[:, None] - centers[None], axis=-1).min(1)
+    assert (nearest < 5 * std).all()
+    assert len(np.unique(np.linalg.norm(x[:, None] - centers[None], axis=-1).argmin(1))) == (
+        len(centers))
+    upper = math.log(len(centers)) + 1 + math.log(2 * math.pi * std**2)
+    assert toy2d.entropy(name) == pytest.approx(upper, abs=1e-12)
+    if name == "25gaussians":  # PacGAN's grid exactly
+        assert {tuple(c) for c in centers} == set(itertools.product(range(-4, 5, 2), repeat=2))
 
 
 @pytest.mark.parametrize("name", sorted(set(toy2d.NAMES) - toy2d.HAS_LOG_PROB))

@@ -14,6 +14,14 @@ angle or class i.i.d., which is the same distribution in the limit.
 - ``swissroll``: sklearn's swiss roll (noise 1.0), coordinates (x, z), divided by 5.
 - ``circles``: sklearn's two circles (factor 0.5, noise 0.08), times 3.
 - ``2spirals``: two interleaved spirals of 1.5 turns, divided by 3, plus noise with std 0.1.
+- ``25gaussians``: the 2-D grid of VEEGAN and PacGAN (Lin et al. 2018, Table 2): 25 isotropic
+  Gaussians with std 0.05 at ``(i, j)`` for ``i, j`` in {-4, -2, 0, 2, 4}, equal weights.
+  Exact ``log_prob``.
+- ``2rings``: 16 isotropic Gaussians with std 0.05, equal weights: 8 on a circle of radius 4
+  at the angles ``k pi / 4`` and 8 on a circle of radius 2 at ``(k + 1/2) pi / 4``. Exact
+  ``log_prob``.
+
+The three Gaussian mixtures have known modes (``mixture_modes``) for mode counting.
 """
 
 from __future__ import annotations
@@ -35,8 +43,11 @@ NAMES: tuple[str, ...] = (
     "swissroll",
     "circles",
     "2spirals",
+    "25gaussians",
+    "2rings",
 )
-HAS_LOG_PROB: frozenset[str] = frozenset({"8gaussians", "checkerboard"})
+HAS_LOG_PROB: frozenset[str] = frozenset(
+    {"8gaussians", "checkerboard", "25gaussians", "2rings"})
 
 # 8gaussians: FFJORD's centers scale * (cos, sin)(k pi / 4) and std 0.5, then divided by 1.414.
 _G8_SCALE = 4.0 / 1.414
@@ -44,6 +55,31 @@ _G8_STD = 0.5 / 1.414
 _G8_CENTERS = _G8_SCALE * np.stack(
     [np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], axis=-1
 )
+
+# 25gaussians: PacGAN's MEANS = product(range(-4, 5, 2), repeat=2), variances 0.05^2 I.
+_GRID_CENTERS = np.array([[i, j] for i in range(-4, 5, 2) for j in range(-4, 5, 2)], np.float64)
+_GRID_STD = 0.05
+_RING_ANGLES = np.arange(8) * np.pi / 4
+_RINGS_CENTERS = np.concatenate([
+    4.0 * np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], -1),
+    2.0 * np.stack([np.cos(_RING_ANGLES + np.pi / 8), np.sin(_RING_ANGLES + np.pi / 8)], -1),
+])
+_RINGS_STD = 0.05
+# name -> (centers, std) of the equal-weight isotropic Gaussian mixtures
+_MIXTURES = {
+    "8gaussians": (_G8_CENTERS, _G8_STD),
+    "25gaussians": (_GRID_CENTERS, _GRID_STD),
+    "2rings": (_RINGS_CENTERS, _RINGS_STD),
+}
+
+
+def _mixture(name: str) -> Callable[[np.random.Generator, int], np.ndarray]:
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        centers, std = _MIXTURES[name]
+        k = rng.integers(0, len(centers), size=n)
+        return centers[k] + std * rng.standard_normal((n, 2))
+
+    return draw
 
 
 def _gaussians8(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -108,6 +144,8 @@ _SAMPLERS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
     "swissroll": _swissroll,
     "circles": _circles,
     "2spirals": _spirals2,
+    "25gaussians": _mixture("25gaussians"),
+    "2rings": _mixture("2rings"),
 }
 
 
@@ -122,8 +160,9 @@ def mixture_modes(name: str) -> tuple[np.ndarray, float] | None:
     For mode counting (``gen.metrics.mode_coverage``): every mode is isotropic with that std.
     """
     _check_name(name)
-    if name == "8gaussians":
-        return _G8_CENTERS.copy(), _G8_STD
+    if name in _MIXTURES:
+        centers, std = _MIXTURES[name]
+        return centers.copy(), std
     return None
 
 
@@ -156,9 +195,11 @@ def log_prob(name: str, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     if x.shape[-1:] != (2,):
         raise ValueError(f"x must have shape (..., 2), got {x.shape}.")
-    if name == "8gaussians":
-        sq = np.sum((x[..., None, :] - _G8_CENTERS) ** 2, axis=-1)  # (..., 8)
-        log_comp = -0.5 * sq / _G8_STD**2 - np.log(2 * np.pi * _G8_STD**2) - np.log(8.0)
+    if name in _MIXTURES:
+        centers, std = _MIXTURES[name]
+        sq = np.sum((x[..., None, :] - centers) ** 2, axis=-1)  # (..., K)
+        log_comp = (-0.5 * sq / std**2 - np.log(2 * np.pi * std**2)
+                    - np.log(float(len(centers))))
         top = np.max(log_comp, axis=-1, keepdims=True)
         return np.squeeze(top, -1) + np.log(np.sum(np.exp(log_comp - top), axis=-1))
     cells = np.floor(x / 2.0)
@@ -182,16 +223,21 @@ def _entropy_8gaussians(num_samples: int = 1_000_000, seed: int = 0) -> float:
 def entropy(name: str) -> float:
     """The differential entropy, in nats, of a density with a ``log_prob``.
 
-    ``checkerboard``: exactly ``log 32``. ``8gaussians``: ``log 8`` plus the entropy of one
-    component, minus the overlap term ``E[log(1 + sum_j N_j / N_own)]``, which is estimated by
-    float64 Monte Carlo with 10^6 samples and a fixed seed. The overlap term is about 6e-3 nats and
-    its Monte Carlo standard error about 1e-4 nats, so the value is good to ~1e-4 (~0.6 s, cached).
+    ``checkerboard``: exactly ``log 32``. ``25gaussians`` and ``2rings``: ``log K`` plus one
+    component's entropy (their modes are too far apart to overlap in float64). ``8gaussians``:
+    ``log 8`` plus the entropy of one component, minus the overlap term
+    ``E[log(1 + sum_j N_j / N_own)]``, which is estimated by float64 Monte Carlo with 10^6
+    samples and a fixed seed. The overlap term is about 6e-3 nats and its Monte Carlo standard
+    error about 1e-4 nats, so the value is good to ~1e-4 (~0.6 s, cached).
     """
     _check_name(name)
     if name == "checkerboard":
         return math.log(32.0)
     if name == "8gaussians":
         return _entropy_8gaussians()
+    if name in _MIXTURES:  # modes 30+ std apart: the overlap term is below 1e-100
+        centers, std = _MIXTURES[name]
+        return float(np.log(len(centers)) + 1.0 + np.log(2 * np.pi * std**2))
     raise ValueError(
         f"toy2d density {name!r} has no known entropy; only {', '.join(sorted(HAS_LOG_PROB))} do."
     )

@@ -13,13 +13,14 @@ import optax
 from gen.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "linear")
 
 
 def learning_rate_schedule(optim_config, num_steps: int) -> optax.Schedule:
-    """Linear warmup over ``warmup_steps``, then ``constant`` or ``cosine`` decay.
+    """Linear warmup over ``warmup_steps``, then ``constant``, ``cosine`` or ``linear`` decay.
 
-    The cosine decay runs over ``optim.decay_steps`` (default: ``num_steps``). Note that a run
+    ``linear`` decays to 0 (the schedule of mimicry's and SNGAN's CIFAR-10 runs). The decay
+    runs over ``optim.decay_steps`` (default: ``num_steps``). Note that a run
     stopped early by lowering ``num_steps`` is then not the prefix of a longer run; stop one
     with SIGTERM instead, or set ``decay_steps``.
     """
@@ -31,8 +32,9 @@ def learning_rate_schedule(optim_config, num_steps: int) -> optax.Schedule:
     if kind == "constant":
         main = optax.constant_schedule(lr)
     else:
-        decay_steps = int(optim_config.get("decay_steps", 0) or num_steps)
-        main = optax.cosine_decay_schedule(lr, max(1, decay_steps - warmup))
+        decay_steps = max(1, int(optim_config.get("decay_steps", 0) or num_steps) - warmup)
+        main = (optax.cosine_decay_schedule(lr, decay_steps) if kind == "cosine"
+                else optax.linear_schedule(lr, 0.0, decay_steps))
     if warmup <= 0:
         return main
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
