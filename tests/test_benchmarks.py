@@ -2,9 +2,12 @@
 
 import math
 
+import pytest
+
 from experiments.benchmarks import diffusion
 
 
+@pytest.mark.slow  # the GPU item on a CPU: a smoke test of code that matters on a GPU
 def test_gpu_item_measures_throughput_and_mfu_at_a_tiny_size():
     unet = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,), num_groups=4)
     r = diffusion.measure_gpu(repeats=2, batch=2, peak_n=128, unet=unet)

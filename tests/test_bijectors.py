@@ -15,6 +15,17 @@ from gen.nn.mlp import MLP, mlp_input_dim, mlp_output_dim
 
 NAMES = sorted(registry.CASES)
 CONDITIONAL = sorted(n for n in NAMES if len(registry.CASES[n]()) == 3)
+# Whole models, compositions of cases checked by default (couplings, multi_scale_factor_out):
+# the slowest to compile, so checked in the slow run.
+WHOLE_MODELS = {"glow", "realnvp_image_context"}
+
+
+def _params(names):
+    """One param per case, all the tests of a case on one xdist worker (they share its compiled
+    checks); the whole models in the slow run."""
+    return [pytest.param(n, marks=[pytest.mark.xdist_group(f"bijector-{n}")]
+                         + ([pytest.mark.slow] if n in WHOLE_MODELS else [])) for n in names]
+
 # Their event shape is whatever init's example event has, so a batch at init is a bigger event.
 SHAPE_FROM_INIT = {"shift", "scale", "affine", "spline"}
 
@@ -67,7 +78,7 @@ def results(name: str):
     return bij, params, x, ctx, run(params, x, ctx)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _params(NAMES))
 def test_round_trip_and_ldj_consistency(name):
     _, _, x, _, r = results(name)
     assert r["y"].shape == x.shape and r["ldj"].shape == ()
@@ -83,7 +94,7 @@ def _ldj_and_logdet(fn, params, v, ctx):
     return ldj, logdet, sign
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _params(NAMES))
 def test_ldj_matches_autodiff_jacobian_in_float64(name):
     bij, params, x, ctx, r = results(name)
 
@@ -105,7 +116,7 @@ def test_ldj_matches_autodiff_jacobian_in_float64(name):
     np.testing.assert_allclose(r["ldj_inv"], ldj_i, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _params(NAMES))
 def test_gradients_finite(name):
     *_, r = results(name)
     for key in ("grad_fwd", "grad_inv"):
@@ -115,7 +126,7 @@ def test_gradients_finite(name):
             assert np.all(np.isfinite(leaf))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _params(NAMES))
 def test_jit_vmap_matches_per_event(name):
     _, params, x, ctx, run = checked(name)
     batched = run(params, x, ctx)["batched"]
@@ -125,7 +136,7 @@ def test_jit_vmap_matches_per_event(name):
             np.testing.assert_allclose(got[i], r[key], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(set(NAMES) - registry.SHAPE_AGNOSTIC))
+@pytest.mark.parametrize("name", _params(sorted(set(NAMES) - registry.SHAPE_AGNOSTIC)))
 def test_wrong_event_shape_raises(name):
     bij, params, x, ctx, _ = results(name)
     batch = jnp.stack([x, x])
@@ -141,7 +152,7 @@ def test_wrong_event_shape_raises(name):
             bij.forward(params, jnp.concatenate([x, x[:1]]), ctx)
 
 
-@pytest.mark.parametrize("name", CONDITIONAL)
+@pytest.mark.parametrize("name", _params(CONDITIONAL))
 def test_context_errors(name):
     bij, params, x, ctx, _ = results(name)
     with pytest.raises(ValueError, match="without context"):

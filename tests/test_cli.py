@@ -90,6 +90,7 @@ def test_sample_refuses_bad_input(reference, tmp_path):
         assert proc.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # resuming is checked by the SIGKILL and SIGTERM tests below
 def test_stopped_at_200_then_rerun_matches(reference, tmp_path):
     assert train(tmp_path, "--config.num_steps=200").returncode == 0
     assert train(tmp_path).returncode == 0

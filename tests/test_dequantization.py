@@ -259,6 +259,7 @@ def test_factory_validation():
         flows.variational_dequantizer((4, 4))
 
 
+@pytest.mark.slow  # the dequantizer's density and gradients are tested above, in-process
 def test_variational_dequantization_trains_in_the_flow_task(tmp_path):
     """glow_digits with model.dequantizer='variational': the bound is trained and reported."""
     from pathlib import Path

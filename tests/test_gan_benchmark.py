@@ -8,6 +8,7 @@ import pytest
 from experiments.benchmarks import gan
 
 
+@pytest.mark.slow  # the GPU item on a CPU: a smoke test of code that matters on a GPU
 def test_gpu_item_measures_the_bf16_sngan_step_at_a_tiny_size():
     r = gan.measure_gpu(repeats=1, batch=2, ngf=8, ndf=8, n_dis=1, warmup=0)
     assert r["step_s"] > 0 and math.isfinite(r["real_images_per_s"])

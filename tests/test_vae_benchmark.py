@@ -1,8 +1,11 @@
 """The VAE benchmark's GPU item runs end to end, here on CPU at a tiny size (no GPU needed)."""
 
+import pytest
+
 from experiments.benchmarks import vae
 
 
+@pytest.mark.slow  # the GPU item on a CPU: a smoke test of code that matters on a GPU
 def test_gpu_item_measures_bf16_conv_vae_throughput_at_a_tiny_size():
     r = vae.measure_gpu(repeats=2, batch=2, image=(8, 8, 3), channels=(4, 8), latent=4)
     assert r["dtype"] == "bfloat16" and r["images_per_s"] > 0 and r["params"] > 0

@@ -9,8 +9,15 @@ Command (MNIST-format files in a folder, or --config.data.source=tfds --config.d
     python -m experiments.run --config experiments/configs/vae_mnist.py --workdir /tmp/vm \\
         --config.data.path=/path/to/mnist
 
-Hardware and runtime: TBD.
-Expected result: TBD.
+A short run on the real MNIST test split (train on its first 8,000 images, evaluate on the last
+2,000), as the README reports it: add --config.data.train_split='test[:8000]'
+--config.data.test_split='test[8000:]' --config.num_steps=5000.
+
+Hardware and runtime: the short run took 520 s on this project's 2-core CPU shared with other
+jobs (5,000 steps, then the K = 5000 likelihood of 2,000 images); alone, the same CPU trains
+about 210 steps/s, so the full 1M steps take about 80 minutes plus evaluation.
+Expected result: the paper's 86.76 nats at full scale (not run here). Measured on the short
+run: `test_nll` 114.35 nats, `test_nelbo` 118.96, `test_active_units` 43 of 50.
 Source: Burda et al. 2016, "Importance Weighted Autoencoders", Table 1 (test NLL from 5,000
 importance samples): VAE k = 1, 86.76 nats with one stochastic layer, 85.33 with two.
 """

@@ -113,7 +113,8 @@ class SampleMetrics:
             if modes is None:
                 raise ConfigError(
                     "mode_coverage needs a toy2d mixture with known modes (e.g. data.name="
-                    "8gaussians or 25gaussians).")
+                    "8gaussians or 25gaussians); on other data leave it out of eval.metrics "
+                    "(e.g. --config.eval.metrics='()').")
         own_classifier = data_config.get("source") in ("digits", "idx") and bool(spec.num_classes)
         if "is" in names and not own_classifier:
             raise ConfigError(
