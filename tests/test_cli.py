@@ -106,6 +106,7 @@ def wait_for_checkpoint(workdir: Path, proc: subprocess.Popen, step: int) -> Non
         time.sleep(0.005)
 
 
+@pytest.mark.slow  # kill -9 and resume: also tests/test_harness.py, at both moments that matter
 def test_sigkill_after_a_checkpoint_then_rerun_matches(reference, tmp_path):
     # num_steps only sets where a run ends, so a far-off end makes sure the kill lands mid-run
     cmd = command("run", "--config", QUICKSTART, "--workdir", str(tmp_path), *SMALL,

@@ -84,7 +84,9 @@ SAME_AS_ANOTHER = {
     "ddpm_digits": "ddpm_digits_cfg", "ddpm_mnist": "ddpm_digits_cfg",
     "ddpm_cifar10": "ddpm_digits_cfg", "realnvp_mnist": "realnvp_digits",
     "glow_mnist": "glow_digits", "vqvae_cifar10": "vqvae_digits", "dcgan_mnist": "dcgan_digits",
-    "sngan_cifar10": "wgangp_cifar10",
+    "sngan_cifar10": "wgangp_cifar10", "realnvp_toy2d": "quickstart",
+    "ddpm_toy2d": "ddpm_digits_cfg",
+    "vae_toy2d": "vae_digits", "vae_mnist": "vae_digits",
 }
 
 

@@ -258,7 +258,7 @@ def test_log_det_matches_autodiff_float64(inverse):
         np.testing.assert_allclose(ldj, np.log(dydx), rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("num_bins", [1, 2, K])
+@pytest.mark.parametrize("num_bins", [pytest.param(1, marks=pytest.mark.slow), 2, K])
 @pytest.mark.parametrize("inverse", [False, True])
 def test_custom_derivatives_match_plain_autodiff_float64(num_bins, inverse):
     # The spline's custom JVP builds its derivatives from closed-form coefficients (the softmax,

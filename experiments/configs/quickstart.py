@@ -3,8 +3,9 @@
 Command:
     python -m experiments.run --config experiments/configs/quickstart.py --workdir /tmp/quickstart
 
-Hardware and runtime: about 30 s on a 2-core CPU (3,000 steps at batch 256; 17 to 22 s of
-training measured on different days, the rest startup, compilation and evaluation).
+Hardware and runtime: about 23 s on a 2-core CPU (22.8 s measured for the whole command on a
+quiet machine: 3,000 steps at batch 256, about 155 steps/s, plus startup, compilation and
+evaluation; training alone took 17 to 22 s on different days, and a loaded machine takes longer).
 Expected result: `test_nll` 2.45 nats on the 10,000 held-out moons points in `eval.json` (2.4490
 measured), and `samples/0003000.png` showing the data, the model's samples and its density side
 by side. The two-moons density (gen.data.toy2d) has an entropy of about 2.39 nats, so no model
