@@ -36,7 +36,7 @@ class _StandardHandler(ocp.StandardCheckpointHandler):
     by one replica (orbax otherwise splits each replicated array into one slice per device, a
     dispatched slice op per device and array: seconds per save on a CPU with fake devices, and
     nothing gained when one host writes everything anyway). Several processes keep orbax's
-    replica-parallel writes. Same files either way."""
+    replica-parallel writes. Checkpoints written either way restore either way."""
 
     def __init__(self):
         super().__init__()
