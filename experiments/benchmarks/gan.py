@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -40,10 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.benchmarks.hardware import cpu_description, device_description
+from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
+from experiments.benchmarks.readme import write_section
 
 ROOT = Path(__file__).parents[2]
-README = ROOT / "README.md"
 MARKERS = ("<!-- gan-benchmark:start -->", "<!-- gan-benchmark:end -->")
 CONFIGS = ROOT / "experiments" / "configs"
 INSTALL = 'pip install -e ".[bench]"'
@@ -64,13 +63,6 @@ def _median(call: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def _pin_threads(threads: int | None) -> int:
-    cores = sorted(os.sched_getaffinity(0))
-    threads = len(cores) if threads is None else threads
-    if not 1 <= threads <= len(cores):
-        raise SystemExit(f"--threads must lie in 1..{len(cores)} (this process's cores).")
-    os.sched_setaffinity(0, cores[:threads])
-    return threads
 
 
 def _torch():
@@ -386,14 +378,6 @@ def header(items: list[str], repeats: int, threads: int, rounds: int) -> str:
     return " ".join([*lines, f"{', '.join(versions)}."])
 
 
-def write_readme(text: str) -> None:
-    readme = README.read_text()
-    start, end = MARKERS
-    if start not in readme or end not in readme:
-        raise SystemExit(f"README.md lacks the markers {start} ... {end}.")
-    head, rest = readme.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main() -> None:
@@ -408,7 +392,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 1 or args.rounds < 1:
         parser.error("--repeats and --rounds must be >= 1")
-    threads = _pin_threads(args.threads)
+    threads = pin_threads(args.threads)
     if {"mlp", "dcgan"} & set(args.items):
         _torch().set_num_threads(threads)
 
@@ -430,7 +414,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.readme:
-        write_readme(text)
+        write_section(MARKERS, text)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -42,12 +41,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.benchmarks.hardware import cpu_description, device_description
+from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
+from experiments.benchmarks.readme import write_section
 
 BATCH, DIM, HIDDEN, LATENT = 100, 784, 200, 50
 NLL_SAMPLES, NLL_IMAGES = 1000, 1000
 TARGETS = {"train": 1.5, "nll": 20.0}  # issue 14: pythae time / gen time
-README = Path(__file__).parents[2] / "README.md"
 MARKERS = ("<!-- vae-benchmark:start -->", "<!-- vae-benchmark:end -->")
 INSTALL = 'pip install -e ".[bench]" pythae'
 
@@ -65,14 +64,6 @@ def _median(call: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def _pin_threads(threads: int | None) -> int:
-    """Restricts this process to ``threads`` cores (before JAX starts) and returns the count."""
-    cores = sorted(os.sched_getaffinity(0))
-    threads = len(cores) if threads is None else threads
-    if not 1 <= threads <= len(cores):
-        raise SystemExit(f"--threads must lie in 1..{len(cores)} (this process's cores).")
-    os.sched_setaffinity(0, cores[:threads])
-    return threads
 
 
 def vae_config(**model: Any) -> ml_collections.ConfigDict:
@@ -336,14 +327,6 @@ def header(items: list[str], repeats: int, rounds: int, threads: int) -> str:
     return " ".join([*lines, f"{', '.join(versions)}."])
 
 
-def write_readme(text: str) -> None:
-    readme = README.read_text()
-    start, end = MARKERS
-    if start not in readme or end not in readme:
-        raise SystemExit(f"README.md lacks the markers {start} ... {end}.")
-    head, rest = readme.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main() -> None:
@@ -359,7 +342,7 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args()
-    threads = _pin_threads(args.threads)
+    threads = pin_threads(args.threads)
     results: Result = {"threads": threads}
     if {"train", "nll"} & set(args.items):
         torch, _ = _pythae_model()
@@ -383,7 +366,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.readme:
-        write_readme(text)
+        write_section(MARKERS, text)
 
 
 if __name__ == "__main__":
