@@ -50,6 +50,7 @@ import numpy as np
 
 from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
 from experiments.benchmarks.readme import write_section
+from experiments.benchmarks.timing import median_seconds
 
 STEPS, T = 20, 1000
 SAMPLERS = ("ddim", "dpmpp_2m")
@@ -69,16 +70,6 @@ Result = dict[str, Any]
 # ----------------------------------------------------------------------------------------------
 
 
-def _median(call: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
-    """Median seconds of ``call()`` after ``warmup`` untimed calls; JAX outputs are waited for."""
-    for _ in range(warmup):
-        jax.block_until_ready(call())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(call())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _compile(fn: Callable, *args: Any, **jit_kw: Any) -> tuple[Any, float]:
@@ -139,7 +130,8 @@ def measure_floor(shape: tuple[int, ...], repeats: int, rounds: int = 3) -> floa
     x, eps = jax.random.normal(jax.random.key(0), (2, *shape))
     coef = jnp.stack([jnp.linspace(0.9, 1.0, STEPS), jnp.linspace(0.1, 0.0, STEPS)], axis=1)
     compiled, _ = _compile(passes, x, eps, coef)
-    return min(_median(lambda: compiled(x, eps, coef), repeats) for _ in range(rounds)) / STEPS
+    best = min(median_seconds(lambda: compiled(x, eps, coef), repeats) for _ in range(rounds))
+    return best / STEPS
 
 
 def measure_sampler(name: str, shape: tuple[int, ...], repeats: int, rounds: int = 3) -> Result:
@@ -197,7 +189,7 @@ def measure_sampler(name: str, shape: tuple[int, ...], repeats: int, rounds: int
     # Interleaved rounds, best median of each: a shared machine's noise only ever adds time.
     gen_s, diffusers_s = [], []
     for _ in range(rounds):
-        gen_s.append(_median(lambda: compiled(x, ts), repeats) / STEPS)
+        gen_s.append(median_seconds(lambda: compiled(x, ts), repeats) / STEPS)
         diffusers_s.append(diffusers_median() / STEPS)
     return {
         "gen_s": min(gen_s),
@@ -261,7 +253,7 @@ def _time_training(net: Any, x: jax.Array, t_in: jax.Array, repeats: int) -> Res
 
     return {
         "params": count_params(params),
-        "train_s": _median(train, repeats),
+        "train_s": median_seconds(train, repeats),
         "train_compile_s": compile_s,
         "train_flops": _flops(step),
     }
@@ -286,8 +278,8 @@ def _measure_gen_unet(batch: int, repeats: int) -> Result:
 
     sampler, sample_compile_s = _compile(sample, params, x, ts)
     return {
-        "forward_s": _median(lambda: forward(params, x, t_in), repeats),
-        "sample_s": _median(lambda: sampler(params, x, ts), repeats),
+        "forward_s": median_seconds(lambda: forward(params, x, t_in), repeats),
+        "sample_s": median_seconds(lambda: sampler(params, x, ts), repeats),
         "sample_compile_s": sample_compile_s,
     } | _time_training(net, x, t_in, repeats)
 
@@ -326,9 +318,9 @@ def _measure_torch_unet(batch: int, repeats: int) -> Result:
 
     return {
         "params": sum(p.numel() for p in model.parameters()),
-        "forward_s": _median(forward, repeats),
-        "sample_s": _median(sample, repeats),
-        "train_s": _median(train, repeats),
+        "forward_s": median_seconds(forward, repeats),
+        "sample_s": median_seconds(sample, repeats),
+        "train_s": median_seconds(train, repeats),
     }
 
 
@@ -365,10 +357,10 @@ def _measure_conv(batch: int, repeats: int) -> Result:
         return torch.autograd.grad(torch.nn.functional.conv2d(xg, wg, padding=1), (xg, wg), gt)
 
     return {
-        "gen_forward_s": _median(lambda: forward(x, w), repeats),
-        "diffusers_forward_s": _median(torch_forward, repeats),
-        "gen_backward_s": _median(lambda: backward(x, w, g), repeats),
-        "diffusers_backward_s": _median(torch_backward, repeats),
+        "gen_forward_s": median_seconds(lambda: forward(x, w), repeats),
+        "diffusers_forward_s": median_seconds(torch_forward, repeats),
+        "gen_backward_s": median_seconds(lambda: backward(x, w, g), repeats),
+        "diffusers_backward_s": median_seconds(torch_backward, repeats),
     }
 
 
@@ -396,7 +388,7 @@ def measure_gpu(
 
     a, b = jax.random.normal(jax.random.key(0), (2, peak_n, peak_n), jnp.bfloat16)
     matmul, _ = _compile(jnp.matmul, a, b)
-    peak = 2 * peak_n**3 / _median(lambda: matmul(a, b), repeats)
+    peak = 2 * peak_n**3 / median_seconds(lambda: matmul(a, b), repeats)
 
     net = UNet(**(cifar10_config() if unet is None else unet), dtype=jnp.bfloat16)
     x = jax.random.normal(jax.random.key(1), (batch, *IMAGE))

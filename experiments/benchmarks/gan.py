@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ import numpy as np
 
 from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
 from experiments.benchmarks.readme import write_section
+from experiments.benchmarks.timing import median_seconds
 
 ROOT = Path(__file__).parents[2]
 MARKERS = ("<!-- gan-benchmark:start -->", "<!-- gan-benchmark:end -->")
@@ -52,15 +51,6 @@ GPU_BATCH = 64
 Result = dict[str, Any]
 
 
-def _median(call: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(call())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(call())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 
@@ -276,8 +266,8 @@ def measure_pair(config, shape: tuple[int, ...], repeats: int, rounds: int) -> R
     ours, theirs = GenStep(config, shape), TorchStep(config, shape)
     gen_t, torch_t = [], []
     for _ in range(rounds):
-        gen_t.append(_median(ours, repeats))
-        torch_t.append(_median(theirs, repeats))
+        gen_t.append(median_seconds(ours, repeats))
+        torch_t.append(median_seconds(theirs, repeats))
     return {
         "gen_s": min(gen_t), "torch_s": min(torch_t), "gen_compile_s": ours.compile_s,
         "params": {p: [ours.params(p), theirs.params(p)] for p in ("generator", "discriminator")},
@@ -304,7 +294,7 @@ def measure_gpu(repeats: int, batch: int = GPU_BATCH, ngf: int = 256, ndf: int =
     config = load("sngan_cifar10", dtype="bfloat16", ngf=ngf, ndf=ndf, n_dis=n_dis,
                   batch_size=n_dis * batch)
     step = GenStep(config, (32, 32, 3))
-    seconds = _median(step, repeats, warmup)
+    seconds = median_seconds(step, repeats, warmup)
     return {
         "device": jax.devices()[0].device_kind, "batch": batch, "n_dis": n_dis, "ngf": ngf,
         "ndf": ndf, "step_s": seconds, "compile_s": step.compile_s,

@@ -32,7 +32,6 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ import numpy as np
 
 from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
 from experiments.benchmarks.readme import write_section
+from experiments.benchmarks.timing import median_seconds
 
 BATCH, DIM, HIDDEN, LATENT = 100, 784, 200, 50
 NLL_SAMPLES, NLL_IMAGES = 1000, 1000
@@ -53,15 +53,6 @@ INSTALL = 'pip install -e ".[bench]" pythae'
 Result = dict[str, Any]
 
 
-def _median(call: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(call())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(call())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 
@@ -187,8 +178,8 @@ def measure_train(repeats: int, rounds: int) -> Result:
     gen_loss, peer_loss = float(gen_step()), float(peer_step())
     ours, theirs = [], []
     for _ in range(rounds):
-        ours.append(_median(gen_step, repeats))
-        theirs.append(_median(peer_step, repeats))
+        ours.append(median_seconds(gen_step, repeats))
+        theirs.append(median_seconds(peer_step, repeats))
     return {"gen_s": min(ours), "pythae_s": min(theirs), "gen_compile_s": compile_s,
             "gen_first_loss": gen_loss, "pythae_first_loss": peer_loss}
 
@@ -203,7 +194,7 @@ def measure_nll(repeats: int, chunk: int) -> Result:
     evaluate = evaluate.lower(params, images, jax.random.key(0)).compile()
     compile_s = time.perf_counter() - start
     nll = lambda: evaluate(params, images, jax.random.key(0))["nll"]
-    gen_s = _median(nll, repeats, warmup=1)
+    gen_s = median_seconds(nll, repeats, warmup=1)
     gen_nll = float(jnp.mean(nll()))
     data = torch.from_numpy(x[:NLL_IMAGES].transpose(0, 3, 1, 2).copy())
     peer.eval()
@@ -249,7 +240,7 @@ def measure_gpu(repeats: int, batch: int = 256, image: tuple[int, int, int] = (3
         holder["state"], metrics = step(holder["state"], batch_x, jax.random.key(1))
         return metrics["loss"]
 
-    step_s = _median(call, repeats)
+    step_s = median_seconds(call, repeats)
     params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(holder["state"].params))
     return {"device": device_description(), "batch": batch, "image": list(image),
             "channels": list(channels), "latent": latent, "dtype": dtype, "params": params,
