@@ -7,6 +7,7 @@ workers and by the subprocesses that tests start (they inherit the environment):
 models are compiled by many tests, and a cache hit is a file read instead of a compile.
 """
 
+import ctypes
 import gc
 import os
 import shutil
@@ -16,6 +17,9 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Fewer glibc malloc arenas in the xdist workers and test subprocesses (started after this runs):
+# less memory held by freed, unreturned heap.
+os.environ.setdefault("MALLOC_ARENA_MAX", "2")
 # Set once, in the process that starts the session; xdist workers inherit it.
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gen-test-xla-cache-"))
@@ -50,6 +54,16 @@ def _free_compiled_programs():
     yield
     jax.clear_caches()
     gc.collect()
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    """Hands freed heap pages back to the OS (glibc keeps them otherwise), so that a worker's
+    memory follows what its current module holds rather than the most any module held."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 _GROUPING_BROKEN: list[str] = []
