@@ -17,9 +17,6 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Fewer glibc malloc arenas in the xdist workers and test subprocesses (started after this runs):
-# less memory held by freed, unreturned heap.
-os.environ.setdefault("MALLOC_ARENA_MAX", "2")
 # Set once, in the process that starts the session; xdist workers inherit it.
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gen-test-xla-cache-"))

@@ -19,7 +19,8 @@ about 10 steps/s with k = 50, so the full 1M steps need a GPU), k = 5 took 789 s
 Expected result: the paper's 84.78 nats (k = 50) and 85.54 (k = 5) at full scale (not run
 here). Measured on the short run: `test_nll` 106.65 nats with k = 50 (`test_nelbo` 120.76),
 109.70 with k = 5 (`test_nelbo` 117.82); vae_mnist's 114.35 on the same run. With two
-stochastic layers and k = 5: 122.78 nats, 59 of 150 active units (273 s; 83.89 in the paper).
+stochastic layers: 122.78 nats with k = 5, 59 of 150 active units (273 s; 83.89 in the paper),
+113.08 with k = 50, 100 active units (1,826 s on a shared CPU; 82.90 in the paper).
 Source: Burda et al. 2016, "Importance Weighted Autoencoders", Table 1 (test NLL from 5,000
 importance samples): IWAE k = 50, 84.78 nats with one stochastic layer, 82.90 with two; k = 5,
 85.54 and 83.89.
