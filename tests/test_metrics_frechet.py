@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+# The exact construction is the metrics benchmark's: one definition of the reference.
+from experiments.benchmarks.metrics import hadamard, integer_psd_blocks
 from gen.metrics import feature_statistics, frechet_distance, trace_sqrt_product
 
 
@@ -46,27 +48,6 @@ def test_identical_statistics_give_zero():
     assert 0.0 <= frechet_distance(mu, sigma, mu, sigma) < 1e-12 * np.trace(sigma)
 
 
-def _hadamard(d: int) -> np.ndarray:
-    h = np.ones((1, 1))
-    while len(h) < d:
-        h = np.block([[h, h], [h, -h]])
-    return h
-
-
-def _blocks(rng, n: int, singular: float) -> list[np.ndarray]:
-    """Integer 2x2 PSD blocks; a share ``singular`` of them of rank <= 1."""
-    out = []
-    for _ in range(n):
-        if rng.random() < singular:
-            p, q = (int(v) for v in rng.integers(0, 40, 2))
-            out.append(np.array([[p * p, p * q], [p * q, q * q]]))
-        else:
-            a, c = (int(v) for v in rng.integers(1, 2000, 2))
-            b = int(rng.integers(-int(np.sqrt(a * c)), int(np.sqrt(a * c)) + 1)) // 2
-            out.append(np.array([[a, b], [b, c]]))
-    return out
-
-
 def _rotated(blocks: list[np.ndarray], h: np.ndarray) -> np.ndarray:
     """``H blockdiag(blocks) H^T / d``: integer sums then a power-of-two division, all exact."""
     b = scipy.linalg.block_diag(*blocks).astype(np.float64)
@@ -91,8 +72,9 @@ def _exact_trace_sqrt(blocks1, blocks2) -> decimal.Decimal:
 def test_exact_on_rotated_block_covariances(singular):
     d = 64
     rng = np.random.default_rng(int(singular * 10))
-    h = _hadamard(d)
-    b1, b2 = _blocks(rng, d // 2, singular), _blocks(rng, d // 2, singular)
+    h = hadamard(d)
+    b1, b2 = (integer_psd_blocks(rng, d // 2, singular),
+              integer_psd_blocks(rng, d // 2, singular))
     s1, s2 = _rotated(b1, h), _rotated(b2, h)
     mu1, mu2 = rng.integers(-5, 5, d).astype(float), rng.integers(-5, 5, d).astype(float)
     exact_tr = _exact_trace_sqrt(b1, b2)

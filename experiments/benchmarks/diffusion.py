@@ -70,8 +70,6 @@ Result = dict[str, Any]
 # ----------------------------------------------------------------------------------------------
 
 
-
-
 def _compile(fn: Callable, *args: Any, **jit_kw: Any) -> tuple[Any, float]:
     """``jax.jit(fn)`` lowered and compiled for ``args``, and the seconds that took."""
     start = time.perf_counter()

@@ -51,10 +51,6 @@ GPU_BATCH = 64
 Result = dict[str, Any]
 
 
-
-
-
-
 def _torch():
     try:
         import torch
@@ -366,8 +362,6 @@ def header(items: list[str], repeats: int, threads: int, rounds: int) -> str:
     if "gpu" in items:
         lines.append(f"GPU item: JAX's default device is {device_description()}.")
     return " ".join([*lines, f"{', '.join(versions)}."])
-
-
 
 
 def main() -> None:

@@ -63,7 +63,8 @@ def _time(call: Callable[..., Any], repeats: int, *args: Any) -> tuple[float, An
 # ----------------------------------------------------------------------------------------------
 
 
-def _hadamard(d: int):
+def hadamard(d: int):
+    """The d x d Sylvester Hadamard matrix (d a power of two): H H^T = d I, entries +-1."""
     import numpy as np
 
     if d & (d - 1):
@@ -74,7 +75,8 @@ def _hadamard(d: int):
     return h
 
 
-def _blocks(rng, n: int, singular: float) -> list:
+def integer_psd_blocks(rng, n: int, singular: float) -> list:
+    """``n`` integer 2x2 PSD blocks; a share ``singular`` of them of rank <= 1."""
     import numpy as np
 
     out = []
@@ -95,8 +97,9 @@ def _exact_case(d: int, singular: float, seed: int) -> tuple[Any, Any, Any, Any,
     import scipy.linalg
 
     rng = np.random.default_rng(seed)
-    h = _hadamard(d)
-    b1, b2 = _blocks(rng, d // 2, singular), _blocks(rng, d // 2, singular)
+    h = hadamard(d)
+    b1, b2 = (integer_psd_blocks(rng, d // 2, singular),
+              integer_psd_blocks(rng, d // 2, singular))
     s1 = h @ scipy.linalg.block_diag(*b1).astype(np.float64) @ h.T / d
     s2 = h @ scipy.linalg.block_diag(*b2).astype(np.float64) @ h.T / d
     mu1, mu2 = rng.integers(-5, 5, d).astype(float), rng.integers(-5, 5, d).astype(float)

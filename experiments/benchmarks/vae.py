@@ -53,10 +53,6 @@ INSTALL = 'pip install -e ".[bench]" pythae'
 Result = dict[str, Any]
 
 
-
-
-
-
 def vae_config(**model: Any) -> ml_collections.ConfigDict:
     """The ``vae_mnist`` config at batch 100 (``model`` overrides its model keys)."""
     from gen.config import load_config_file
@@ -316,8 +312,6 @@ def header(items: list[str], repeats: int, rounds: int, threads: int) -> str:
     if "gpu" in items:
         lines.append(f"GPU item: JAX's default device is {device_description()}.")
     return " ".join([*lines, f"{', '.join(versions)}."])
-
-
 
 
 def main() -> None:
