@@ -156,9 +156,9 @@ def test_config_trains_evaluates_and_samples_at_tiny_size(path, tmp_path):
         assert run.spec.num_classes == 10
         with pytest.raises(ConfigError, match=r"class indices in 0\.\.9"):
             run.sample(2, labels=[10])
-    else:
-        samples = run.sample(5, chunk=2)
-    assert samples.shape == (len(samples), *shape) and len(samples) in (5, 6)
+    else:  # the size of the run's own pictures: their compiled sampler is reused from the cache
+        samples = run.sample(int(config.get("num_samples", 4)))
+    assert samples.shape == (len(samples), *shape) and len(samples) >= 4
     assert samples.dtype == (np.uint8 if run.spec.kind == "image" else np.float32)
     assert np.all(np.isfinite(samples))
 

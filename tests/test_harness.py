@@ -195,6 +195,11 @@ def test_load_run_samples_without_the_training_data(tmp_path):
     x = run.sample(10, key=3)
     assert x.shape == (10, 3) and x.dtype == np.float32
     np.testing.assert_array_equal(x, run.sample(10, key=jax.random.PRNGKey(3)))
+    # In chunks (the last one short): chunk i draws with fold_in(key, i), so chunk 0 is the
+    # unchunked draw of its size.
+    chunked = run.sample(5, key=3, chunk=2)
+    assert chunked.shape == (5, 3) and np.all(np.isfinite(chunked))
+    np.testing.assert_array_equal(chunked[:2], run.sample(2, key=3))
     log_p = run.log_prob(x)
     direct = jax.vmap(lambda e: run.task.log_prob(run.params, e[None])[0])(jnp.asarray(x))
     np.testing.assert_allclose(log_p, direct, rtol=1e-5)
