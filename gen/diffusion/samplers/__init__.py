@@ -10,7 +10,7 @@ schedule). Class conditioning and classifier-free guidance are wrappers, see
 **One API for every sampler**::
 
     sampler(denoiser, parameterization, schedule, x_T, ts, *, key=None, labels=None,
-            clip_x0=None, **options) -> x
+            clip_x0=None, x0_transform=None, **options) -> x
 
 - ``schedule``: a log-SNR schedule (:mod:`gen.diffusion.schedules`); ``x_t = alpha x_0 + sigma
   eps`` with ``alpha^2 = sigmoid(lambda)``, ``sigma^2 = sigmoid(-lambda)`` (VP).
@@ -30,12 +30,16 @@ schedule). Class conditioning and classifier-free guidance are wrappers, see
   only re-composes x from the possibly clipped x0, as diffusers' DDIM with
   ``set_alpha_to_one=False`` on a grid that ends at timestep 0).
   Build grids with :func:`times_from_timesteps` (diffusers' integer timesteps),
-  :func:`times_from_sigmas` (Karras sigmas on any schedule) or
+  :func:`karras_times` (diffusers' ``use_karras_sigmas=True`` in one call),
+  :func:`times_from_sigmas` (any noise levels on any schedule) or
   :func:`gen.diffusion.timesteps.uniform_logsnr`.
 - ``key``: needed by stochastic samplers. Step i draws ``normal(split(key, N)[i], x.shape)``.
 - ``labels``: class labels, required by (and only accepted by) a :class:`ClassConditional`
   denoiser.
 - ``clip_x0``: clip the predicted x0 to ``[-clip_x0, clip_x0]`` (diffusers' ``clip_sample``).
+- ``x0_transform``: a function applied to the predicted x0 (shape ``(B, ...)``) before the
+  clipping, e.g. :func:`dynamic_threshold` (diffusers' ``thresholding=True``). Both act on x0
+  only; the eps every sampler uses stays the model's (diffusers' default).
 
 Concrete grids are checked (a ValueError for times outside [0, 1], a grid that does not
 decrease, integer timesteps, or fewer than one step); a traced grid is not, and the schedules
@@ -64,8 +68,8 @@ zero-terminal-SNR rescaling, start below t = 1.
 
 **Layout.** One concept per private module, all re-exported here: ``_grids`` (time grids and
 their checks), ``_conditioning`` (class labels, guidance), ``_core`` (the shared predictor and
-setup), ``_ddim`` (DDPM, DDIM), ``_dpm_solver`` (DPM-Solver++), ``_karras`` (Euler, Heun,
-Euler ancestral).
+setup), ``_thresholding`` (x0 transforms), ``_ddim`` (DDPM, DDIM), ``_dpm_solver``
+(DPM-Solver++ 2M, 3M, 2M SDE), ``_karras`` (Euler, Heun, Euler ancestral).
 """
 
 from __future__ import annotations
@@ -80,9 +84,15 @@ from gen.diffusion.samplers._conditioning import (
 )
 from gen.diffusion.samplers._core import Sampler
 from gen.diffusion.samplers._ddim import ddim, ddpm
-from gen.diffusion.samplers._dpm_solver import dpmpp_2m, dpmpp_3m
-from gen.diffusion.samplers._grids import times_from_sigmas, times_from_timesteps
+from gen.diffusion.samplers._dpm_solver import dpmpp_2m, dpmpp_2m_sde, dpmpp_3m
+from gen.diffusion.samplers._grids import (
+    diffusers_ddim_targets,
+    karras_times,
+    times_from_sigmas,
+    times_from_timesteps,
+)
 from gen.diffusion.samplers._karras import euler, euler_ancestral, heun
+from gen.diffusion.samplers._thresholding import X0Transform, dynamic_threshold
 
 __all__ = [
     "PARAMETERIZATIONS",
@@ -90,16 +100,21 @@ __all__ = [
     "ClassConditional",
     "Denoiser",
     "Sampler",
+    "X0Transform",
     "class_conditional",
     "ddim",
     "ddpm",
+    "diffusers_ddim_targets",
     "dpmpp_2m",
+    "dpmpp_2m_sde",
     "dpmpp_3m",
+    "dynamic_threshold",
     "euler",
     "euler_ancestral",
     "get_sampler",
     "guided",
     "heun",
+    "karras_times",
     "times_from_sigmas",
     "times_from_timesteps",
     "with_labels",
@@ -109,6 +124,7 @@ SAMPLERS: dict[str, Sampler] = {
     "ddpm": ddpm,
     "ddim": ddim,
     "dpmpp_2m": dpmpp_2m,
+    "dpmpp_2m_sde": dpmpp_2m_sde,
     "dpmpp_3m": dpmpp_3m,
     "euler": euler,
     "heun": heun,

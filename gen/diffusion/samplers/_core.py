@@ -12,6 +12,7 @@ from gen.diffusion import schedules as schedules_lib
 from gen.diffusion.parameterization import Coefficients, check_parameterization, to_x0_eps
 from gen.diffusion.samplers._conditioning import ClassConditional, Denoiser, _bind
 from gen.diffusion.samplers._grids import _check_grid, _grid_logsnr
+from gen.diffusion.samplers._thresholding import X0Transform
 from gen.diffusion.schedules import Schedule
 
 Array = jax.Array
@@ -32,6 +33,7 @@ class Sampler(Protocol):
         key: Array | None = None,
         labels: ArrayLike | None = None,
         clip_x0: float | None = None,
+        x0_transform: X0Transform | None = None,
     ) -> Array: ...
 
 
@@ -69,16 +71,29 @@ def _noise(key: Array | None, x: Array) -> Array:
     return jax.random.normal(key, x.shape, x.dtype)
 
 
-def _clip(x0: Array, clip_x0: float | None) -> Array:
+def _transform_x0(x0: Array, x0_transform: X0Transform | None, clip_x0: float | None) -> Array:
+    """``x0_transform`` (e.g. dynamic thresholding) first, then clipping to ``+-clip_x0``."""
+    if x0_transform is not None:
+        out = jnp.asarray(x0_transform(x0))
+        if out.shape != x0.shape:
+            raise ValueError(
+                f"x0_transform must keep the shape of x0 {x0.shape}, it returned {out.shape}."
+            )
+        x0 = out.astype(x0.dtype)
     return x0 if clip_x0 is None else jnp.clip(x0, -clip_x0, clip_x0)
 
 
 def _predictor(
-    fn: Denoiser, parameterization: str, schedule: Schedule, clip_x0: float | None
+    fn: Denoiser,
+    parameterization: str,
+    schedule: Schedule,
+    clip_x0: float | None,
+    x0_transform: X0Transform | None = None,
 ) -> Callable[[Array, Array, Array], tuple[Array, Array]]:
     """``predict(x, t, lam) -> (x0, eps)`` at one grid time (a scalar t with log-SNR lam).
 
-    x0 is clipped when asked; eps is the model's, unclipped (diffusers' default)."""
+    x0 is transformed and clipped when asked; eps is the model's, untouched (diffusers'
+    default, ``use_clipped_model_output=False``)."""
     check_parameterization(parameterization)
 
     def predict(x: Array, t: Array, lam: Array) -> tuple[Array, Array]:
@@ -96,7 +111,7 @@ def _predictor(
             d_alpha = d_sigma = jnp.zeros_like(alpha)
         c = Coefficients(*(jnp.asarray(v, x.dtype) for v in (alpha, sigma, d_alpha, d_sigma)))
         x0, eps = to_x0_eps(pred, x, c, parameterization)
-        return _clip(x0, clip_x0), eps
+        return _transform_x0(x0, x0_transform, clip_x0), eps
 
     return predict
 
@@ -117,13 +132,20 @@ def _setup(
     ts: ArrayLike,
     labels: ArrayLike | None,
     clip_x0: float | None,
+    x0_transform: X0Transform | None = None,
 ) -> _Setup:
     check_parameterization(parameterization)
     if clip_x0 is not None and not clip_x0 > 0:
         raise ValueError(f"clip_x0 must be None or > 0, got {clip_x0}.")
+    if x0_transform is not None and not callable(x0_transform):
+        raise ValueError(
+            f"x0_transform must be a function x0 -> x0 (e.g. samplers.dynamic_threshold()), got "
+            f"{x0_transform!r}."
+        )
     fn = _bind(denoiser, labels)
     x = _state(x_T)
     ts, num_steps = _check_grid(ts)
     lam = _grid_logsnr(schedule, ts)
-    return _Setup(_predictor(fn, parameterization, schedule, clip_x0), x, ts, lam, num_steps)
+    predict = _predictor(fn, parameterization, schedule, clip_x0, x0_transform)
+    return _Setup(predict, x, ts, lam, num_steps)
 

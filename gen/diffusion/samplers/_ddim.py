@@ -13,6 +13,8 @@ from gen.diffusion.samplers._core import (
     _setup,
     _step_keys,
 )
+from gen.diffusion.samplers._grids import _target_logsnr
+from gen.diffusion.samplers._thresholding import X0Transform
 from gen.diffusion.schedules import Schedule
 
 Array = jax.Array
@@ -29,6 +31,7 @@ def ddpm(
     key: Array | None = None,
     labels: ArrayLike | None = None,
     clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
     variance: str = "small",
 ) -> Array:
     """Ancestral sampling (Ho et al. 2020, Algorithm 2) on any decreasing grid.
@@ -47,7 +50,7 @@ def ddpm(
     """
     if variance not in ("small", "large"):
         raise ValueError(f"ddpm: variance must be 'small' or 'large', got {variance!r}.")
-    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0)
+    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0, x0_transform)
     keys = _step_keys(key, s.num_steps, True, "ddpm")
 
     def step(x: Array, inp: tuple[Array, ...]) -> tuple[Array, None]:
@@ -79,7 +82,9 @@ def ddim(
     key: Array | None = None,
     labels: ArrayLike | None = None,
     clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
     eta: float = 0.0,
+    targets: ArrayLike | None = None,
 ) -> Array:
     """DDIM (Song et al. 2021, eq. 12): from t to the next time s,
 
@@ -91,12 +96,17 @@ def ddim(
     False``). **Final step**: the "previous alpha_bar" of the last step is that of ``ts[-1]``;
     ``ts[-1] = 0`` gives ``alpha_bar = 1`` (diffusers' ``set_alpha_to_one=True``), ``ts[-1] =
     1/T`` gives ``alphas_cumprod[0]`` (``False``), see :func:`times_from_timesteps`.
-    diffusers steps from timestep k to ``k - T // N``, which is the next grid entry for its
-    "leading" spacing; for others pass the grid you want. Needs ``key`` unless eta = 0.
+    **Targets.** Step i lands on ``targets[i]`` (default ``ts[i + 1]``, where the next step
+    starts). diffusers' DDIMScheduler steps from timestep k to ``k - T // N``, the next grid
+    entry only for "leading" spacing; with "trailing" or "linspace" and N not dividing T it
+    lands elsewhere (e.g. T = 1000, N = 7, trailing: 999 -> 857 while the next model call is at
+    856). ``targets=samplers.diffusers_ddim_targets(timesteps, T)`` reproduces that. Needs
+    ``key`` unless eta = 0.
     """
-    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0)
+    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0, x0_transform)
     stochastic = not _is_zero(eta)
     keys = _step_keys(key, s.num_steps, stochastic, "ddim with eta != 0")
+    lam_next = s.lam[1:] if targets is None else _target_logsnr(schedule, s.ts, targets)
 
     def step(x: Array, inp: tuple[Array, ...]) -> tuple[Array, None]:
         t, lam_t, lam_s, k = inp
@@ -114,7 +124,7 @@ def ddim(
             x_next = x_next + jnp.exp(ls_s) * eps
         return x_next.astype(x.dtype), None
 
-    xs = (s.ts[:-1], s.lam[:-1], s.lam[1:], keys)
+    xs = (s.ts[:-1], s.lam[:-1], lam_next, keys)
     x, _ = jax.lax.scan(step, s.x, xs)
     return x
 

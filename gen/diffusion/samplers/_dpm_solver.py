@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen.diffusion.samplers._conditioning import ClassConditional, Denoiser
-from gen.diffusion.samplers._core import _log_alpha_sigma, _setup
+from gen.diffusion.samplers._core import _log_alpha_sigma, _noise, _setup, _step_keys
+from gen.diffusion.samplers._thresholding import X0Transform
 from gen.diffusion.schedules import Schedule
 
 Array = jax.Array
@@ -39,15 +40,17 @@ def _dpm_solver_pp(
     key: Array | None,
     labels: ArrayLike | None,
     clip_x0: float | None,
+    x0_transform: X0Transform | None,
     lower_order_final: bool,
+    sde: bool = False,
 ) -> Array:
-    del key  # deterministic; accepted for the uniform API
-    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0)
+    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0, x0_transform)
     orders = jnp.asarray(_dpm_orders(s.num_steps, order, lower_order_final))
+    keys = _step_keys(key, s.num_steps, sde, "dpmpp_2m_sde")  # the ODE solvers ignore key
 
     def step(carry: tuple[Any, ...], inp: tuple[Array, ...]) -> tuple[tuple[Any, ...], None]:
         x, ms, ls = carry  # the previous x0 predictions and half log-SNRs, newest first
-        t, lam_s, lam_t, o = inp
+        t, lam_s, lam_t, o, k = inp
         m0, _ = s.predict(x, t, lam_s)
         l0, l_t = 0.5 * lam_s, 0.5 * lam_t  # the paper's lambda = log(alpha / sigma)
         la_t, ls_t = _log_alpha_sigma(lam_t)
@@ -56,7 +59,8 @@ def _dpm_solver_pp(
         # A step to sigma = 0 (h = inf) or of length zero (h = 0) is first order.
         o = jnp.where(jnp.isinf(lam_t) | (h == 0), 1, o)
         h_safe = jnp.where(jnp.isfinite(h) & (h != 0), h, jnp.ones_like(h))
-        phi1 = -jnp.expm1(-h)  # 1 - e^{-h}
+        # The SDE (Lu et al. 2022, eq. 9 with data prediction) has 1 - e^{-2h} in place of phi1.
+        phi1 = -jnp.expm1(-2.0 * h) if sde else -jnp.expm1(-h)
         zero = jnp.zeros_like(phi1)
         r0 = jnp.where(o >= 2, (l0 - ls[0]) / h_safe, 1.0)
         # Order 1 (DDIM): D = m0. Order 2 (2M, midpoint): D = m0 + (m0 - m1) / (2 r0).
@@ -82,14 +86,17 @@ def _dpm_solver_pp(
                 for u, v, z in zip((*w1, zero), (*w2, zero), w3, strict=True)
             ]
         alpha_t = jnp.exp(la_t)
-        x_new = jnp.exp(ls_t - ls_s) * x
+        x_new = jnp.exp(ls_t - ls_s - h if sde else ls_t - ls_s) * x
         for wk, mk in zip(w, (m0, *ms), strict=True):
             x_new = x_new + (alpha_t * wk).astype(x.dtype) * mk
+        if sde:
+            std = jnp.exp(ls_t) * jnp.sqrt(phi1)  # sigma_t sqrt(1 - e^{-2h}); 0 at sigma_t = 0
+            x_new = x_new + std.astype(x.dtype) * _noise(k, x)
         return (x_new.astype(x.dtype), (m0, *ms[:-1]), (l0, *ls[:-1])), None
 
     history = order - 1
     carry = (s.x, (jnp.zeros_like(s.x),) * history, (jnp.zeros((), s.lam.dtype),) * history)
-    xs = (s.ts[:-1], s.lam[:-1], s.lam[1:], orders)
+    xs = (s.ts[:-1], s.lam[:-1], s.lam[1:], orders, keys)
     (x, _, _), _ = jax.lax.scan(step, carry, xs, unroll=_history_unroll(s.x))
     return x
 
@@ -116,6 +123,7 @@ def dpmpp_2m(
     key: Array | None = None,
     labels: ArrayLike | None = None,
     clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
     lower_order_final: bool = True,
 ) -> Array:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep, data prediction.
@@ -141,6 +149,7 @@ def dpmpp_2m(
         key=key,
         labels=labels,
         clip_x0=clip_x0,
+        x0_transform=x0_transform,
         lower_order_final=lower_order_final,
     )
 
@@ -155,6 +164,7 @@ def dpmpp_3m(
     key: Array | None = None,
     labels: ArrayLike | None = None,
     clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
     lower_order_final: bool = True,
 ) -> Array:
     """DPM-Solver++(3M): third-order multistep with data prediction (diffusers' ``solver_order=3``).
@@ -181,6 +191,49 @@ def dpmpp_3m(
         key=key,
         labels=labels,
         clip_x0=clip_x0,
+        x0_transform=x0_transform,
         lower_order_final=lower_order_final,
     )
 
+
+
+def dpmpp_2m_sde(
+    denoiser: Denoiser | ClassConditional,
+    parameterization: str,
+    schedule: Schedule,
+    x_T: ArrayLike,
+    ts: ArrayLike,
+    *,
+    key: Array | None = None,
+    labels: ArrayLike | None = None,
+    clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
+    lower_order_final: bool = True,
+) -> Array:
+    """DPM-Solver++(2M) SDE (Lu et al. 2022, "SDE-DPM-Solver++(2M)"): multistep, stochastic.
+
+    With ``h = lambda_s - lambda_t`` (half log-SNRs, s the next time), ``r = h_prev / h`` and
+    ``D = (1 + 1/(2r)) x0_t - 1/(2r) x0_prev`` (first order: ``D = x0_t``):
+
+    ``x_s = (sigma_s / sigma_t) e^{-h} x_t + alpha_s (1 - e^{-2h}) D
+    + sigma_s sqrt(1 - e^{-2h}) z``.
+
+    diffusers' DPMSolverMultistepScheduler(``algorithm_type="sde-dpmsolver++"``,
+    ``solver_order=2``, ``solver_type="midpoint"``), with the same warm-up and final-step
+    orders as :func:`dpmpp_2m` (the step to the clean data returns ``x0``). Needs ``key``: step i
+    draws ``normal(split(key, N)[i], x.shape)`` (unused, times zero, on a step to sigma = 0).
+    """
+    return _dpm_solver_pp(
+        denoiser,
+        parameterization,
+        schedule,
+        x_T,
+        ts,
+        order=2,
+        key=key,
+        labels=labels,
+        clip_x0=clip_x0,
+        x0_transform=x0_transform,
+        lower_order_final=lower_order_final,
+        sde=True,
+    )

@@ -16,6 +16,7 @@ from gen.diffusion.samplers._core import (
     _step_keys,
 )
 from gen.diffusion.samplers._grids import _invert_logsnr
+from gen.diffusion.samplers._thresholding import X0Transform
 from gen.diffusion.schedules import Schedule
 
 Array = jax.Array
@@ -62,12 +63,13 @@ def _karras(
     key: Array | None,
     labels: ArrayLike | None,
     clip_x0: float | None,
+    x0_transform: X0Transform | None,
     s_churn: float,
     s_tmin: float,
     s_tmax: float,
     s_noise: float,
 ) -> Array:
-    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0)
+    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0, x0_transform)
     t_hat, lam_hat, churned = _churn(schedule, s.ts, s.lam, s.num_steps, s_churn, s_tmin, s_tmax)
     name = "heun" if second_order else "euler"
     keys = _step_keys(key, s.num_steps, churned, f"{name} with s_churn > 0")
@@ -113,6 +115,7 @@ def euler(
     key: Array | None = None,
     labels: ArrayLike | None = None,
     clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
     s_churn: float = 0.0,
     s_tmin: float = 0.0,
     s_tmax: float = float("inf"),
@@ -140,6 +143,7 @@ def euler(
         key=key,
         labels=labels,
         clip_x0=clip_x0,
+        x0_transform=x0_transform,
         s_churn=s_churn,
         s_tmin=s_tmin,
         s_tmax=s_tmax,
@@ -157,6 +161,7 @@ def heun(
     key: Array | None = None,
     labels: ArrayLike | None = None,
     clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
     s_churn: float = 0.0,
     s_tmin: float = 0.0,
     s_tmax: float = float("inf"),
@@ -179,6 +184,7 @@ def heun(
         key=key,
         labels=labels,
         clip_x0=clip_x0,
+        x0_transform=x0_transform,
         s_churn=s_churn,
         s_tmin=s_tmin,
         s_tmax=s_tmax,
@@ -196,6 +202,7 @@ def euler_ancestral(
     key: Array | None = None,
     labels: ArrayLike | None = None,
     clip_x0: float | None = None,
+    x0_transform: X0Transform | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,
 ) -> Array:
@@ -206,7 +213,7 @@ def euler_ancestral(
     S_noise sigma_up z`` with ``d = (x - x0) / sigma``. No noise on a step to ``sigma = 0``.
     eta = 1 is diffusers' EulerAncestralDiscreteScheduler. Needs ``key`` unless eta = 0.
     """
-    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0)
+    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0, x0_transform)
     stochastic = not _is_zero(eta)
     keys = _step_keys(key, s.num_steps, stochastic, "euler_ancestral with eta != 0")
 
