@@ -139,7 +139,9 @@ def ref_ddim(x, ts, lam, param, eta=0.0, clip=None, z=None):
         ab_s = 1.0 if np.isinf(lam[i + 1]) else 1 / (1 + np.exp(-lam[i + 1]))
         a, s = math.sqrt(ab_t), math.sqrt(1 - ab_t)
         x0, eps = np_x0_eps(toy(x, np.full(len(x), ts[i]), np), x, a, s, param)
-        if clip is not None:
+        if callable(clip):
+            x0 = clip(x0)
+        elif clip is not None:
             x0 = np.clip(x0, -clip, clip)
         std = eta * math.sqrt((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s))
         x = math.sqrt(ab_s) * x0 + math.sqrt(1 - ab_s - std**2) * eps
@@ -203,8 +205,9 @@ def test_ddim_with_eta_matches_numpy():
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-def ref_dpmpp(x, ts, lam, param, order, lower_order_final=True):
-    """diffusers' DPMSolverMultistepScheduler (dpmsolver++, midpoint), written out."""
+def ref_dpmpp(x, ts, lam, param, order, lower_order_final=True, z=None):
+    """diffusers' DPMSolverMultistepScheduler (dpmsolver++, midpoint), written out; with noise
+    ``z``, its sde-dpmsolver++ (orders 1 and 2)."""
     n = len(ts) - 1
     alpha, sigma = np_alpha_sigma(lam)
     with np.errstate(divide="ignore"):
@@ -218,6 +221,14 @@ def ref_dpmpp(x, ts, lam, param, order, lower_order_final=True):
         lower_second = i == n - 2 and lower_order_final and n < 15
         h = lamh[i + 1] - lamh[i]
         ratio, a_t = sigma[i + 1] / sigma[i], alpha[i + 1]
+        if z is not None:
+            e2h = np.exp(-2.0 * h)
+            d = outs[-1]
+            if not (i < 1 or lower_final):  # 2M SDE: order 2 after the first step
+                d = d + 0.5 * (outs[-1] - outs[-2]) * h / (lamh[i] - lamh[i - 1])
+            noise = sigma[i + 1] * np.sqrt(1 - e2h) * z[i]
+            x = ratio * np.exp(-h) * x + a_t * (1 - e2h) * d + noise
+            continue
         if order == 1 or i < 1 or lower_final:
             x = ratio * x - a_t * (np.exp(-h) - 1) * outs[-1]
         elif order == 2 or i < 2 or lower_second:
@@ -456,6 +467,7 @@ def _count(jaxpr, name):
         ("ddim", {"eta": 0.5, "clip_x0": 1.0}),
         ("dpmpp_2m", {}),
         ("dpmpp_3m", {}),
+        ("dpmpp_2m_sde", {"x0_transform": samplers.dynamic_threshold(0.9, 1.5)}),
         ("euler", {"s_churn": 1.0}),
         ("heun", {}),
         ("euler_ancestral", {}),
@@ -618,15 +630,19 @@ def test_dpm_solver_pp_matches_diffusers(order, n, prediction):
     _check(ours, sample)
 
 
-@pytest.mark.parametrize("name", ["euler", "heun", "euler_ancestral"])
-def test_karras_samplers_match_diffusers(name, monkeypatch):
+@pytest.mark.parametrize(
+    ("name", "prediction"),
+    [("euler", "epsilon"), ("heun", "epsilon"), ("euler_ancestral", "epsilon"),
+     ("euler_ancestral", "v_prediction")],
+)
+def test_karras_samplers_match_diffusers(name, prediction, monkeypatch):
     torch, diffusers = _diffusers()
     cls = {
         "euler": diffusers.EulerDiscreteScheduler,
         "heun": diffusers.HeunDiscreteScheduler,
         "euler_ancestral": diffusers.EulerAncestralDiscreteScheduler,
     }[name]
-    sch = cls(**LINEAR)
+    sch = cls(prediction_type=prediction, **LINEAR)
     sch.set_timesteps(10)  # linspace: timesteps 999, 888, ..., 0 are integers
     key, x = jax.random.key(4), x_start(13, SHAPE4).astype(np.float32)
     if name == "euler_ancestral":
@@ -644,5 +660,193 @@ def test_karras_samplers_match_diffusers(name, monkeypatch):
     grid = np.unique(sch.timesteps.numpy())[::-1]
     assert np.array_equal(grid, np.round(grid)) and len(grid) == 10
     ts = samplers.times_from_timesteps(grid.astype(np.int64), T)
-    ours = samplers.get_sampler(name)(_our_toy, "eps", schedules.ddpm_linear(), x, ts, key=key)
+    param = {"epsilon": "eps", "v_prediction": "v"}[prediction]
+    ours = samplers.get_sampler(name)(_our_toy, param, schedules.ddpm_linear(), x, ts, key=key)
+    _check(ours, sample)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 16: dynamic thresholding, DPM-Solver++(2M) SDE, diffusers' DDIM stride, Karras grids
+# ----------------------------------------------------------------------------------------------
+
+
+def np_threshold(x0, ratio, max_value):
+    """Imagen's dynamic thresholding, per example (numpy's linear quantile)."""
+    flat = x0.reshape(len(x0), -1)
+    s = np.clip(np.quantile(np.abs(flat), ratio, axis=1, keepdims=True), 1.0, max_value)
+    return (np.clip(flat, -s, s) / s).reshape(x0.shape)
+
+
+def test_dynamic_threshold_matches_numpy_on_every_branch():
+    # rows: quantile below 1 (plain clip), between 1 and max_value, above max_value (capped)
+    u = np.random.default_rng(20).uniform(-1.0, 1.0, (3, 2, 7))
+    x0 = u / np.abs(u).max(axis=(1, 2), keepdims=True) * np.array([0.5, 1.4, 4.0])[:, None, None]
+    fn = samplers.dynamic_threshold(ratio=0.9, max_value=1.5)
+    with jax.enable_x64(True):
+        got = np.asarray(fn(jnp.asarray(x0)))
+    np.testing.assert_allclose(got, np_threshold(x0, 0.9, 1.5), rtol=1e-12, atol=1e-12)
+    s = np.quantile(np.abs(x0.reshape(3, -1)), 0.9, axis=1)
+    assert s[0] < 1 < s[1] < 1.5 < s[2]
+    with pytest.raises(ValueError, match="ratio"):
+        samplers.dynamic_threshold(ratio=1.5)
+    with pytest.raises(ValueError, match="max_value"):
+        samplers.dynamic_threshold(max_value=0.5)
+
+
+def test_x0_transform_in_ddim_matches_numpy():
+    sched, n, key = schedules.ddpm_linear(), 4, jax.random.key(21)
+    ts = discrete_grid(n)
+    lam = lam64(sched, ts)
+    x = 2.0 * x_start(22)
+    fn = samplers.dynamic_threshold(ratio=0.8, max_value=2.0)
+    with jax.enable_x64(True):
+        z = noises(key, n, SHAPE, jnp.float64)
+    want = ref_ddim(x, ts, lam, "eps", eta=0.5, clip=lambda x0: np_threshold(x0, 0.8, 2.0), z=z)
+    got = run64(samplers.ddim, toy, "eps", sched, x, ts, x0_transform=fn, eta=0.5, key=key)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="x0_transform"):
+        samplers.ddim(toy, "eps", sched, x, ts, x0_transform=0.995)
+
+
+def test_dpmpp_2m_sde_matches_numpy():
+    sched, n, key = schedules.ddpm_linear(), 6, jax.random.key(23)
+    ts = samplers.times_from_timesteps(timesteps.trailing(T, n), T)
+    with jax.enable_x64(True):
+        z = noises(key, n, SHAPE, jnp.float64)
+    x = x_start(24)
+    want = ref_dpmpp(x, ts, lam64(sched, ts), "v", 2, z=z)
+    got = run64(samplers.dpmpp_2m_sde, toy, "v", sched, x, ts, key=key)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="key"):
+        samplers.dpmpp_2m_sde(toy, "v", sched, x, ts)
+
+
+def test_diffusers_ddim_targets():
+    got = samplers.diffusers_ddim_targets(timesteps.trailing(T, 7), T)
+    assert timesteps.trailing(T, 7)[-1] == 142
+    want = np.array([857, 714, 571, 428, 286, 143, 0]) + 1.0  # k - 1000 // 7
+    np.testing.assert_array_equal(got * T, want)
+    leading = timesteps.leading(T, 7)
+    np.testing.assert_array_equal(
+        samplers.diffusers_ddim_targets(leading, T, set_alpha_to_one=False),
+        samplers.times_from_timesteps(leading, T, set_alpha_to_one=False)[1:],
+    )
+    ts = samplers.times_from_timesteps(leading, T)
+    with pytest.raises(ValueError, match="targets"):
+        samplers.ddim(toy, "eps", schedules.ddpm_linear(), x_start(), ts, targets=ts)
+    with pytest.raises(ValueError, match="at or below"):
+        samplers.ddim(toy, "eps", schedules.ddpm_linear(), x_start(), ts, targets=ts[:-1] + 0.01)
+
+
+def test_karras_times_hit_the_karras_sigmas():
+    sched = schedules.ddpm_linear()
+    ts = samplers.karras_times(sched, 6, num_train_steps=T)
+    lam = lam64(sched, ts)
+    want = timesteps.karras(6, np.exp(-lam[-2] / 2), np.exp(-lam[0] / 2))
+    np.testing.assert_allclose(np.exp(-lam / 2), want, rtol=1e-9)
+    np.testing.assert_allclose(ts[[0, -2, -1]], [1.0, 1.0 / T, 0.0], atol=1e-12)
+    last = samplers.karras_times(sched, 4, num_train_steps=T, sigma_min=0.1, final="sigma_min")
+    assert last[-1] == 1.0 / T and last[-2] > 1.0 / T
+    with pytest.raises(ValueError, match="final"):
+        samplers.karras_times(sched, 4, final="last")
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim"])
+def test_dynamic_threshold_matches_diffusers(name, monkeypatch):
+    torch, diffusers = _diffusers()
+    cls = {"ddpm": diffusers.DDPMScheduler, "ddim": diffusers.DDIMScheduler}[name]
+    opts = {"thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 1.5}
+    sch = cls(clip_sample=False, **opts, **LINEAR)
+    sample = torch.from_numpy(2.0 * x_start(25, SHAPE4).astype(np.float32))
+    fn = samplers.dynamic_threshold(ratio=0.9, max_value=1.5)
+    _check(fn(jnp.asarray(sample.numpy())), sch._threshold_sample(sample))
+    sch.set_timesteps(5)
+    key, x = jax.random.key(5), x_start(26, SHAPE4).astype(np.float32)
+    feed = _NoiseFeed(torch, noises(key, 5, SHAPE4, jnp.float32))
+    monkeypatch.setattr(diffusers.schedulers.scheduling_ddpm, "randn_tensor", feed)
+    model, sample = _torch_toy(torch), torch.from_numpy(x)
+    for t in sch.timesteps:
+        sample = sch.step(model(sample, t), t, sample).prev_sample
+    ts = samplers.times_from_timesteps(sch.timesteps.numpy(), T)
+    ours = samplers.get_sampler(name)(
+        _our_toy, "eps", schedules.ddpm_linear(), x, ts, key=key, x0_transform=fn
+    )
+    _check(ours, sample)
+
+
+@pytest.mark.parametrize(("spacing", "n", "eta"), [("trailing", 7, 0.0), ("linspace", 7, 0.5),
+                                                   ("leading", 30, 0.0)])
+def test_ddim_targets_match_diffusers(spacing, n, eta):
+    torch, diffusers = _diffusers()
+    sch = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing=spacing, **LINEAR)
+    sch.set_timesteps(n)
+    key, x = jax.random.key(6), x_start(27, SHAPE4).astype(np.float32)
+    noise = noises(key, n, SHAPE4, jnp.float32)
+    model, sample = _torch_toy(torch), torch.from_numpy(x)
+    for i, t in enumerate(sch.timesteps):
+        sample = sch.step(
+            model(sample, t), t, sample, eta=eta, variance_noise=torch.from_numpy(noise[i].copy())
+        ).prev_sample
+    steps = sch.timesteps.numpy()
+    ts = samplers.times_from_timesteps(steps, T)
+    targets = samplers.diffusers_ddim_targets(steps, T)
+    run = lambda **kw: samplers.ddim(
+        _our_toy, "eps", schedules.ddpm_linear(), x, ts, eta=eta, key=key, **kw
+    )
+    _check(run(targets=targets), sample)
+    if spacing != "leading":  # there the stride lands on the grid: targets = ts[1:]
+        assert np.abs(np.asarray(run()) - sample.numpy()).max() > 1e-3
+
+
+@pytest.mark.parametrize(("order", "prediction"), [(1, "epsilon"), (2, "v_prediction")])
+def test_dpmpp_2m_sde_matches_diffusers(order, prediction):
+    torch, diffusers = _diffusers()
+    sch = diffusers.DPMSolverMultistepScheduler(
+        solver_order=2, algorithm_type="sde-dpmsolver++", prediction_type=prediction, **LINEAR
+    )
+    n = 8 if order == 2 else 16  # 16 steps: no lower-order final steps
+    sch.set_timesteps(n)
+    key, x = jax.random.key(7), x_start(28, SHAPE4).astype(np.float32)
+    noise = noises(key, n, SHAPE4, jnp.float32)
+    model, sample = _torch_toy(torch), torch.from_numpy(x)
+    for i, t in enumerate(sch.timesteps):
+        out = model(sample, t)
+        sample = sch.step(out, t, sample, variance_noise=torch.from_numpy(noise[i].copy()))
+        sample = sample.prev_sample
+    ts = samplers.times_from_timesteps(sch.timesteps.numpy(), T)
+    param = {"epsilon": "eps", "v_prediction": "v"}[prediction]
+    ours = samplers.dpmpp_2m_sde(_our_toy, param, schedules.ddpm_linear(), x, ts, key=key)
+    assert bool(jnp.all(jnp.isfinite(ours)))
+    _check(ours, sample)
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "dpmpp_2m"])
+def test_karras_times_match_diffusers(name):
+    torch, diffusers = _diffusers()
+    if name == "dpmpp_2m":
+        sch = diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True, **LINEAR)
+    else:
+        cls = {"euler": diffusers.EulerDiscreteScheduler, "heun": diffusers.HeunDiscreteScheduler}
+        sch = cls[name](use_karras_sigmas=True, **LINEAR)
+    n = 6
+    sch.set_timesteps(n)
+    x = x_start(29, SHAPE4).astype(np.float32)
+    model = _torch_toy(torch)
+    scale = 1.0 if name == "dpmpp_2m" else float((sch.sigmas[0] ** 2 + 1) ** 0.5)  # VE start
+    sample = torch.from_numpy(x) * scale
+    for t in sch.timesteps:
+        out = model(sch.scale_model_input(sample, t), t)
+        sample = sch.step(out, t, sample).prev_sample
+    ts = samplers.karras_times(schedules.ddpm_linear(), n, num_train_steps=T)
+    net = _our_toy
+    if name == "dpmpp_2m":  # diffusers rounds the model's timestep (not the sigma) there
+        np.testing.assert_array_equal(sch.timesteps.numpy(), np.round(ts[:-1] * T - 1))
+
+        def net(x, t):
+            return toy(x, jnp.round(t * T - 1.0) / T)
+    else:
+        np.testing.assert_allclose(np.unique(sch.timesteps.numpy())[::-1], ts[:-1] * T - 1,
+                                   rtol=1e-5, atol=2e-3)
+    ours = samplers.get_sampler(name)(net, "eps", schedules.ddpm_linear(), x, ts)
     _check(ours, sample)

@@ -5,8 +5,8 @@ Command:
     python -m experiments.sample --workdir /tmp/ddpm_toy2d --num 2000 --out /tmp/ddpm.npy
 Other data: --config.data.name=checkerboard, or your own (N, 2) array with
     --config.data.source=npy --config.data.path=train.npy
-Other samplers: --config.sampler.name=dpmpp_2m (ddpm, ddim, dpmpp_2m, dpmpp_3m, euler, heun,
-    euler_ancestral) --config.sampler.num_steps=20
+Other samplers: --config.sampler.name=dpmpp_2m (ddpm, ddim, dpmpp_2m, dpmpp_3m, dpmpp_2m_sde,
+    euler, heun, euler_ancestral) --config.sampler.num_steps=20
 
 Hardware and runtime: about 3 minutes on a 2-core CPU (176 s measured: 10,000 steps at batch
 512, plus the exact probability-flow likelihood of 2,000 test points).

@@ -4,7 +4,9 @@ matching (``model.name="fm"``).
 DDPM trains a denoiser with the simple loss (eps, x0 or v target, optional min-SNR weighting) on
 any schedule of ``gen.diffusion.schedules``, in discrete time (``model.num_train_steps = T``,
 ``t_i = (i + 1) / T``) or continuous time (``num_train_steps = 0``). It samples with any sampler
-of ``gen.diffusion.samplers`` (``config.sampler``), from the EMA params. ``evaluate`` reports, for
+of ``gen.diffusion.samplers`` (``config.sampler``: ``name``, ``num_steps``, ``spacing``,
+``options``, ``guidance_scale``, and ``dynamic_threshold_ratio`` with ``sample_max_value`` for
+Imagen's dynamic thresholding of x0), from the EMA params. ``evaluate`` reports, for
 images, the full discrete VLB in bits per 8-bit dimension (Ho et al. 2020; data scaled to [-1, 1]
 without dequantization) and, for vectors, the exact likelihood of the probability-flow ODE.
 
@@ -165,6 +167,10 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     else:
         ts = jnp.linspace(1.0, 0.0, num_sampling_steps + 1)
     sampler_options = dict(sampler_cfg.get("options", {}))
+    threshold_ratio = sampler_cfg.get("dynamic_threshold_ratio", None)
+    if threshold_ratio is not None:  # Imagen's dynamic thresholding of x0 (diffusers' names)
+        sampler_options["x0_transform"] = samplers.dynamic_threshold(
+            float(threshold_ratio), float(sampler_cfg.get("sample_max_value", 1.0)))
     guidance_scale = sampler_cfg.get("guidance_scale", None)
     if guidance_scale is not None and not net.guidance:
         raise ConfigError("sampler.guidance_scale needs a model trained with model.guidance=True.")
