@@ -26,7 +26,7 @@ def load_config_file(path: str | Path) -> ml_collections.ConfigDict:
     path = Path(path)
     if not path.is_file():
         configs = Path(__file__).parents[1] / "experiments" / "configs"
-        known = sorted(p.stem for p in configs.glob("*.py") if p.stem != "__init__")
+        known = sorted(p.stem for p in configs.glob("*.py") if not p.stem.startswith("_"))
         hint = f" Known configs in experiments/configs: {', '.join(known)}." if known else ""
         raise ConfigError(f"config file {path} does not exist.{hint}")
     spec = importlib.util.spec_from_file_location(f"_gen_config_{path.stem}", path)

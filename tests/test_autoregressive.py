@@ -14,9 +14,9 @@ import pytest
 
 from gen import flows
 from gen.flows import registry
-from gen.flows.autoregressive import iaf, maf
-from gen.flows.coupling import Transformer
-from gen.flows.spline import spline_transformer
+from gen.flows.autoregressive import inverse_autoregressive, masked_autoregressive
+from gen.flows.rational_quadratic import spline_transformer
+from gen.flows.transformers import Transformer
 from gen.nn.made import MADE, hidden_degrees
 
 K = 3  # outputs per dim in the MADE tests
@@ -113,8 +113,8 @@ TRANSFORMERS = {
 def test_maf_directions(name):
     """Density pass: triangular Jacobian in the order, log-det = sum log|diag|. Sampling (the
     sequential scan) inverts it exactly; IAF is the same pair of maps, swapped."""
-    b = maf(TRANSFORMERS[name], hidden=(16,), order=ORDER, context_dim=2)
-    b_iaf = iaf(TRANSFORMERS[name], hidden=(16,), order=ORDER, context_dim=2)
+    b = masked_autoregressive(TRANSFORMERS[name], hidden=(16,), order=ORDER, context_dim=2)
+    b_iaf = inverse_autoregressive(TRANSFORMERS[name], hidden=(16,), order=ORDER, context_dim=2)
     xs = _events()
     ctxs = jax.random.normal(jax.random.key(12), (xs.shape[0], 2))
     params = _perturbed(b, xs[0], ctxs[0], scale=0.3)
@@ -165,7 +165,8 @@ def test_density_is_one_pass_and_sampling_is_a_scan():
     IAF the reverse."""
     sizes = {}
     for dim in (3, 12):
-        b, i = maf("affine", hidden=(8,)), iaf("affine", hidden=(8,))
+        b = masked_autoregressive("affine", hidden=(8,))
+        i = inverse_autoregressive("affine", hidden=(8,))
         x = jnp.zeros(dim)
         p = jax.eval_shape(b.init, jax.random.key(0), x)
         prims = lambda f, p=p, x=x: [e.primitive.name for e in jax.make_jaxpr(f)(p, x).eqns]
@@ -178,7 +179,7 @@ def test_density_is_one_pass_and_sampling_is_a_scan():
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMERS))
 def test_maf_starts_at_identity(name):
-    b = maf(TRANSFORMERS[name], hidden=(8,))
+    b = masked_autoregressive(TRANSFORMERS[name], hidden=(8,))
     x = _events(1)[0]
     params = jax.jit(b.init)(jax.random.key(0), x)
     for y, ldj in jax.jit(lambda p, x: (b.forward(p, x), b.inverse(p, x)))(params, x):
@@ -188,7 +189,7 @@ def test_maf_starts_at_identity(name):
 
 def test_maf_errors():
     x = jnp.zeros(4)
-    b = maf("affine", hidden=(8,))
+    b = masked_autoregressive("affine", hidden=(8,))
     params = jax.jit(b.init)(jax.random.key(0), x)
     with pytest.raises(ValueError, match=r"expected one event of shape \(4,\), got shape \(3,\)"):
         b.forward(params, jnp.zeros(3))
@@ -198,7 +199,7 @@ def test_maf_errors():
         b.init(jax.random.key(0), jnp.zeros((2, 4)))
     with pytest.raises(ValueError, match="built without context"):
         b.inverse(params, x, jnp.ones(2))
-    cond = maf("affine", hidden=(8,), context_dim=2)
+    cond = masked_autoregressive("affine", hidden=(8,), context_dim=2)
     with pytest.raises(ValueError, match="without context"):
         cond.init(jax.random.key(0), x)
     cp = jax.jit(cond.init)(jax.random.key(0), x, jnp.ones(2))
@@ -208,27 +209,27 @@ def test_maf_errors():
         with pytest.raises(ValueError, match=r"context of size 2 .*got shape \(3,\)"):
             fn(cp, x, jnp.ones(3))
     # A context given at init only (context_dim=None) makes the layer conditional too.
-    implicit = maf("affine", hidden=(8,))
+    implicit = masked_autoregressive("affine", hidden=(8,))
     ip = jax.eval_shape(implicit.init, jax.random.key(0), x, jnp.ones(3))
     with pytest.raises(ValueError, match="called without context"):
         implicit.forward(ip, x)
     # The order fixes the event size.
-    ordered = maf("affine", hidden=(8,), order=[1, 0, 2])
+    ordered = masked_autoregressive("affine", hidden=(8,), order=[1, 0, 2])
     with pytest.raises(ValueError, match=r"expected one event of shape \(3,\), got shape \(4,\)"):
         ordered.init(jax.random.key(0), x)
     with pytest.raises(ValueError, match="permutation"):
-        maf(order=[0, 2])
+        masked_autoregressive(order=[0, 2])
     with pytest.raises(ValueError, match="event_dim=4"):
-        maf(order=[0, 1, 2], event_dim=4)
+        masked_autoregressive(order=[0, 1, 2], event_dim=4)
     with pytest.raises(ValueError, match="context_dim"):
-        maf(context_dim=0)
+        masked_autoregressive(context_dim=0)
     with pytest.raises(ValueError, match="Unknown transformer"):
-        iaf("affine?")
+        inverse_autoregressive("affine?")
 
 
 def test_maf_dim_one_and_additive():
     """D = 1: the MADE output is its bias (no context) and the layer is elementwise."""
-    b = maf("additive", hidden=(4,))
+    b = masked_autoregressive("additive", hidden=(4,))
     params = _perturbed(b, jnp.zeros(1))
     y, ldj = b.forward(params, jnp.array([0.5]))
     y2, _ = b.forward(params, jnp.array([-1.5]))
@@ -280,7 +281,7 @@ def test_matches_flowjax_masked_autoregressive_with_the_same_weights(cond_dim):
         nn_depth=depth,
         nn_activation=jax.nn.relu,
     )
-    ours = maf(_flowjax_affine(), hidden=(width,) * depth, activation=jax.nn.relu)
+    ours = masked_autoregressive(_flowjax_affine(), hidden=(width,) * depth, activation=jax.nn.relu)
     names = [f"hidden_{i}" for i in range(depth)] + ["output"]
     # flowjax stores each weight unmasked inside Parameterize(jnp.where, mask, weight, 0). We
     # copy the unmasked weights, so our masks must zero exactly the entries flowjax masks.
@@ -317,4 +318,5 @@ def test_matches_flowjax_masked_autoregressive_with_the_same_weights(cond_dim):
 
 
 def test_exported_names():
-    assert flows.masked_autoregressive is maf and flows.inverse_autoregressive is iaf
+    assert flows.masked_autoregressive is masked_autoregressive
+    assert flows.inverse_autoregressive is inverse_autoregressive

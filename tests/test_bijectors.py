@@ -275,7 +275,7 @@ def test_custom_transformer_plugs_in():
 
 
 def test_spline_transformer_plugs_in_by_name_and_by_value():
-    spline = pytest.importorskip("gen.flows.spline")
+    spline = pytest.importorskip("gen.flows.rational_quadratic")
     x = registry.signed(2, (4,))
     for t in ("spline", spline.spline_transformer(num_bins=4)):
         bij = flows.masked_coupling(np.array([1, 0, 0, 1]), t, hidden=(8,))

@@ -15,7 +15,7 @@ from gen.train import load_run, loop
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted(p for p in (ROOT / "experiments" / "configs").glob("*.py")
-                 if p.stem != "__init__")
+                 if not p.stem.startswith("_"))  # _flows.py: shared bases, not a config
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 # Size keys shrunk wherever a config has them: (section, key) -> tiny value.

@@ -12,7 +12,8 @@ import pytest
 
 from gen import flows
 from gen.flows import registry
-from gen.flows.image import ActNormParams, _DataInitParams
+from gen.flows.image import ActNormParams
+from gen.flows.image._actnorm import _DataInitParams
 
 TINY = dict(hidden_channels=8, num_blocks=1, num_groups=2)
 

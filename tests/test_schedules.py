@@ -612,19 +612,20 @@ def test_timestep_convention(num):
     assert int(S.t_to_timestep(0.0, num)) == 0 and int(S.t_to_timestep(1.0, num)) == num - 1
 
 
-def test_get():
+def test_get_schedule():
     t = jnp.linspace(0.0, 1.0, 11)
     np.testing.assert_array_equal(
-        np.asarray(S.get("linear", num_steps=10)(t)), np.asarray(S.ddpm_linear(num_steps=10)(t))
+        np.asarray(S.get_schedule("linear", num_steps=10)(t)),
+        np.asarray(S.ddpm_linear(num_steps=10)(t)),
     )
     np.testing.assert_array_equal(
-        S.discrete_alphas_cumprod(S.get("squaredcos_cap_v2"), 1000),
+        S.discrete_alphas_cumprod(S.get_schedule("squaredcos_cap_v2"), 1000),
         S.discrete_alphas_cumprod(S.cosine(num_steps=1000), 1000),
     )
     for name in ["ddpm_linear", "scaled_linear", "cosine", "sigmoid", "edm"]:
-        assert np.all(np.isfinite(np.asarray(S.get(name)(t))))
+        assert np.all(np.isfinite(np.asarray(S.get_schedule(name)(t))))
     with pytest.raises(ValueError, match=r"Unknown noise schedule 'cosin'.*cosine.*edm"):
-        S.get("cosin")
+        S.get_schedule("cosin")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for the rational-quadratic spline (gen/flows/spline.py).
+"""Tests for the rational-quadratic spline (gen/flows/rational_quadratic.py).
 
 The reference below is written independently of the code under test: plain float64 numpy, a
 per-element loop over bins, the derivative by the quotient rule (not the paper's closed form) and
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen.flows.spline import (
+from gen.flows.rational_quadratic import (
     Transformer,
     rational_quadratic_spline,
     spline,
@@ -265,7 +265,7 @@ def test_custom_derivatives_match_plain_autodiff_float64(num_bins, inverse):
     # the sums over bins and the bin selection are not differentiated). The reference here is
     # plain autodiff through the same forward computation, in both modes, w.r.t. x and all raw
     # parameters, of both outputs, on inputs reaching every branch (tails, +-B, knots).
-    from gen.flows import spline as S
+    from gen.flows import rational_quadratic as S
 
     rng = np.random.default_rng(40 + num_bins)
     n, p = 96, 3 * num_bins - 1

@@ -45,7 +45,7 @@ def build_gen(key: jax.Array, layers: int):
     from flax import linen as nn
 
     from gen import flows
-    from gen.flows.spline import spline_transformer
+    from gen.flows.rational_quadratic import spline_transformer
 
     flow = flows.realnvp(DIM, num_layers=layers, hidden=(WIDTH,) * DEPTH, activation=nn.relu,
                          transformer=spline_transformer(num_bins=BINS, bound=BOUND))

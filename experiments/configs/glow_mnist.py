@@ -24,48 +24,8 @@ Source: FFJORD paper (Grathwohl et al. 2019), Table 2, Glow row.
 
 import ml_collections
 
+from experiments.configs._flows import mnist_image_flow
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-    config.num_steps = 100_000
-    config.batch_size = 64
-    config.eval_batch_size = 200
-    config.log_every = 100
-    config.checkpoint_every = 2000
-    config.eval_every = 5000
-    config.keep_checkpoints = 3
-    config.ema_decay = 0.0
-    config.num_samples = 64
-
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "idx"
-    config.data.path = ""
-    config.data.name = "mnist"  # for data.source=tfds
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "unit"
-    config.data.dequantize = "uniform"
-
-    config.model = ml_collections.ConfigDict()
-    config.model.name = "glow"
-    config.model.num_scales = 2
-    config.model.num_steps = 16
-    config.model.hidden_channels = 128
-    config.model.num_blocks = 1
-    config.model.num_groups = 8
-    config.model.logit = 0.05
-    # "uniform": the pipeline's noise; "variational": a Flow++ q(u | x) trained with the flow
-    # (then set data.dequantize="none"; the deq_* keys size it).
-    config.model.dequantizer = "uniform"
-    config.model.deq_steps = 2
-    config.model.deq_hidden_channels = 16
-    config.model.deq_eval_samples = 1
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.name = "adam"
-    config.optim.learning_rate = 1e-3
-    config.optim.warmup_steps = 500
-    config.optim.schedule = "cosine"
-    config.optim.grad_clip = 100.0
-    return config
+    return mnist_image_flow("glow", model_steps=16, hidden_channels=128, num_blocks=1)

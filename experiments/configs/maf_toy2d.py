@@ -13,37 +13,10 @@ Source: no published number for this toy; the entropy is gen.data.toy2d.entropy.
 
 import ml_collections
 
+from experiments.configs._flows import toy2d_flow
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-    config.num_steps = 6000
-    config.batch_size = 512
-    config.log_every = 500
-    config.checkpoint_every = 2000
-    config.eval_every = 3000
-    config.keep_checkpoints = 2
-    config.ema_decay = 0.0
-    config.num_samples = 2000
-
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "toy2d"
-    config.data.name = "8gaussians"
-    config.data.num_train = 200_000
-    config.data.num_test = 20_000
-    config.data.path = ""
-    config.data.test_path = ""
-
-    config.model = ml_collections.ConfigDict()
-    config.model.name = "maf"
-    config.model.num_layers = 8
-    config.model.hidden = (128, 128)
+    config = toy2d_flow("maf", num_layers=8)
     config.model.transformer = "affine"
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.name = "adam"
-    config.optim.learning_rate = 1e-3
-    config.optim.warmup_steps = 200
-    config.optim.schedule = "cosine"
-    config.optim.grad_clip = 5.0
     return config

@@ -17,43 +17,8 @@ Source: no published number for this dataset.
 
 import ml_collections
 
+from experiments.configs._flows import digits_image_flow
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-    config.num_steps = 3000
-    config.batch_size = 64
-    config.log_every = 200
-    config.checkpoint_every = 1000
-    config.eval_every = 1500
-    config.keep_checkpoints = 2
-    config.ema_decay = 0.0
-    config.num_samples = 64
-
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "digits"
-    config.data.scale = "unit"
-    config.data.dequantize = "uniform"
-
-    config.model = ml_collections.ConfigDict()
-    config.model.name = "realnvp_image"
-    config.model.num_scales = 2
-    config.model.num_steps = 3
-    config.model.hidden_channels = 16
-    config.model.num_blocks = 1
-    config.model.num_groups = 8
-    config.model.logit = 0.05
-    # "uniform": the pipeline's noise; "variational": a Flow++ q(u | x) trained with the flow
-    # (then set data.dequantize="none"; the deq_* keys size it).
-    config.model.dequantizer = "uniform"
-    config.model.deq_steps = 2
-    config.model.deq_hidden_channels = 16
-    config.model.deq_eval_samples = 1
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.name = "adam"
-    config.optim.learning_rate = 1e-3
-    config.optim.warmup_steps = 200
-    config.optim.schedule = "cosine"
-    config.optim.grad_clip = 50.0
-    return config
+    return digits_image_flow("realnvp_image", num_steps=3000, eval_every=1500, model_steps=3)

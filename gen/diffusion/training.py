@@ -104,10 +104,10 @@ def build_fm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
 
 
 def make_schedule(model: ml_collections.ConfigDict) -> schedules.Schedule:
-    """``model.schedule`` (a name of ``schedules.get``) with ``model.schedule_kwargs``."""
+    """``model.schedule`` (a name in ``schedules.SCHEDULES``) with ``model.schedule_kwargs``."""
     kwargs = dict(model.get("schedule_kwargs", {}))
     try:
-        return schedules.get(model.get("schedule", "cosine"), **kwargs)
+        return schedules.get_schedule(model.get("schedule", "cosine"), **kwargs)
     except ValueError as e:
         raise ConfigError(f"model.schedule: {e}") from e
 

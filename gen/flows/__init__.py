@@ -13,16 +13,17 @@ Example::
 """
 
 from gen.flows.autoregressive import inverse_autoregressive, masked_autoregressive
-from gen.flows.bijector import Bijector, block, chain, check_event, invert, scan
-from gen.flows.coupling import (
-    TRANSFORMERS,
-    Transformer,
-    additive_transformer,
-    affine_transformer,
-    get_transformer,
-    masked_coupling,
-    split_coupling,
+from gen.flows.bijector import (
+    Bijector,
+    block,
+    chain,
+    check_context,
+    check_context_dim,
+    check_event,
+    invert,
+    scan,
 )
+from gen.flows.coupling import masked_coupling, split_coupling
 from gen.flows.dequantization import (
     Dequantizer,
     bits_per_dim,
@@ -50,7 +51,6 @@ from gen.flows.image import (
     channel_coupling,
     checkerboard_coupling,
     conv1x1,
-    glow_affine_transformer,
     multi_scale,
     split_prior,
     squeeze,
@@ -58,6 +58,15 @@ from gen.flows.image import (
 from gen.flows.image_models import glow, realnvp_image
 from gen.flows.linear import lu_linear, permute, reverse
 from gen.flows.models import maf, nsf_autoregressive, nsf_coupling
+from gen.flows.rational_quadratic import rational_quadratic_spline, spline, spline_transformer
+from gen.flows.transformers import (
+    TRANSFORMERS,
+    Transformer,
+    additive_transformer,
+    affine_transformer,
+    get_transformer,
+    glow_affine_transformer,
+)
 
 __all__ = [
     "TRANSFORMERS",
@@ -77,6 +86,8 @@ __all__ = [
     "block",
     "chain",
     "channel_coupling",
+    "check_context",
+    "check_context_dim",
     "check_event",
     "checkerboard_coupling",
     "class_conditional",
@@ -102,6 +113,7 @@ __all__ = [
     "nsf_coupling",
     "one_hot_context",
     "permute",
+    "rational_quadratic_spline",
     "realnvp",
     "realnvp_image",
     "reverse",
@@ -109,6 +121,8 @@ __all__ = [
     "scan",
     "shift",
     "sigmoid",
+    "spline",
+    "spline_transformer",
     "split_coupling",
     "split_prior",
     "squeeze",

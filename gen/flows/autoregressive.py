@@ -15,13 +15,13 @@ The Jacobian is triangular in the order, so its log-det is the sum of the elemen
   stay at 0 (a ``where`` on the degree, no scatter). After ``D - 1`` passes, a last pass
   computes every ``theta_d`` from the final ``x``, and returns ``x`` and the log-det.
 
-``g`` is a ``Transformer`` (``gen.flows.coupling``): ``"affine"`` (MAF), ``"spline"`` (NSF-AR,
+``g`` is a ``Transformer`` (``gen.flows.transformers``): ``"affine"`` (MAF), ``"spline"`` (NSF-AR,
 rational-quadratic), or any object with ``num_params``, ``forward`` and ``inverse``.
 
-IAF is ``invert(maf(...))``: its forward (sampling) is the single parallel pass, its inverse
-(density of external data) the sequential one; use it where samples are drawn often and scored
-only at their own draws (``Flow.sample_and_log_prob`` needs no inverse), e.g. variational
-posteriors.
+IAF is ``invert(masked_autoregressive(...))``: its forward (sampling) is the single parallel
+pass, its inverse (density of external data) the sequential one; use it where samples are drawn
+often and scored only at their own draws (``Flow.sample_and_log_prob`` needs no inverse), e.g.
+variational posteriors.
 
 Example::
 
@@ -42,12 +42,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen.flows.bijector import Array, Bijector, Params, check_event, invert
-from gen.flows.coupling import Transformer, get_transformer
+from gen.flows.bijector import (
+    Array,
+    Bijector,
+    Params,
+    check_context,
+    check_context_dim,
+    check_event,
+    invert,
+)
+from gen.flows.transformers import Transformer, get_transformer
 from gen.nn.made import MADE, input_degrees, made_event_dim, made_input_dim
 
 
-def maf(
+def masked_autoregressive(
     transformer: str | Transformer = "affine",
     hidden: Sequence[int] = (128, 128),
     context_dim: int | None = None,
@@ -78,8 +86,7 @@ def maf(
     """
     g = get_transformer(transformer)
     name = "maf"
-    if context_dim is not None and context_dim < 1:
-        raise ValueError(f"{name}: context_dim must be None or >= 1, got {context_dim}.")
+    check_context_dim(context_dim, name)
     order_t = None
     if order is not None:
         order_t = tuple(int(i) for i in np.asarray(order).reshape(-1))
@@ -96,28 +103,9 @@ def maf(
 
     def context_of(context: Array | None, expected: int | None) -> Array | None:
         """The context as a vector; ``expected`` is None at init (then ``context_dim`` rules)."""
-        given = None if context is None else int(np.prod(jnp.shape(context)))
-        if expected is None:
-            expected = context_dim if context_dim is not None else (given or 0)
-        if expected > 0 and context is None:
-            raise ValueError(
-                f"{name}: this layer is conditional (context of size {expected}, set by "
-                "context_dim or by the context given at init) but was called without context; "
-                "pass context=<vector of that size> (one per event)."
-            )
-        if expected == 0 and context is not None:
-            raise ValueError(
-                f"{name}: this layer was built without context, but got a context of shape "
-                f"{jnp.shape(context)}; build it with context_dim=... and init with a context."
-            )
-        if context is None:
-            return None
-        if given != expected:
-            raise ValueError(
-                f"{name}: expected a context of size {expected} (one vector per event), "
-                f"got shape {jnp.shape(context)}."
-            )
-        return jnp.reshape(context, (-1,))
+        size = None if context is None else int(np.prod(jnp.shape(context)))
+        check_context(context, size, expected, context_dim, name)
+        return None if context is None else jnp.reshape(context, (-1,))
 
     def prepare(params: Params, v: Array, context: Array | None) -> tuple[int, Array | None]:
         d = dim_of(params)
@@ -160,7 +148,7 @@ def maf(
     return Bijector(init, forward, inverse)
 
 
-def iaf(
+def inverse_autoregressive(
     transformer: str | Transformer = "affine",
     hidden: Sequence[int] = (128, 128),
     context_dim: int | None = None,
@@ -168,14 +156,13 @@ def iaf(
     event_dim: int | None = None,
     activation: Callable[[Array], Array] = nn.gelu,
 ) -> Bijector:
-    """An inverse autoregressive (IAF) layer: ``invert(maf(...))``, same arguments.
+    """An inverse autoregressive (IAF) layer: ``invert(masked_autoregressive(...))``, same
+    arguments.
 
     Forward (latent -> data, sampling) is one parallel MADE pass, ``x_d = g^{-1}(z_d;
     MADE(z)_d)``, so ``theta_d`` depends on the latent ``z_{<d}``; inverse (density) is the
     ``D``-pass sequential one. ``sample_and_log_prob`` of a flow built on it is fast.
     """
-    return invert(maf(transformer, hidden, context_dim, order, event_dim, activation))
+    layer = masked_autoregressive(transformer, hidden, context_dim, order, event_dim, activation)
+    return invert(layer)
 
-
-masked_autoregressive = maf
-inverse_autoregressive = iaf

@@ -65,6 +65,60 @@ def check_event(x: Array, shape: tuple[int, ...], name: str = "bijector") -> Non
         )
 
 
+def check_context_dim(context_dim: int | None, name: str = "bijector") -> None:
+    """Raises a ``ValueError`` unless a layer's ``context_dim`` is ``None`` or at least 1."""
+    if context_dim is not None and context_dim < 1:
+        raise ValueError(f"{name}: context_dim must be None or >= 1, got {context_dim}.")
+
+
+def check_context(
+    context: Array | None,
+    size: int | None,
+    expected: int | None,
+    context_dim: int | None,
+    name: str = "bijector",
+    maps: bool = False,
+) -> None:
+    """Checks a conditional layer's ``context`` against the size the layer was built with.
+
+    Args:
+      context: the context given to the call, or ``None``.
+      size: the size of that context (``None`` without one): its length, or the last axis of a map.
+      expected: the context size read back from the params; ``None`` at ``init``, where the
+        factory's ``context_dim`` rules, or else the context given (none: unconditional).
+      context_dim: the factory's ``context_dim``.
+      name: the layer, for the message.
+      maps: whether the layer also takes a context map ``(H, W, D)`` (image layers).
+
+    Raises a ``ValueError`` when a conditional layer gets no context, an unconditional one gets
+    one, or the sizes differ.
+    """
+    if expected is None:
+        expected = context_dim if context_dim is not None else (size or 0)
+    if expected > 0 and context is None:
+        takes = "vector (D,) or map (H, W, D)" if maps else "vector of that size"
+        raise ValueError(
+            f"{name}: this layer is conditional (context of size {expected}, set by "
+            "context_dim or by the context given at init) but was called without context; "
+            f"pass context=<{takes}> (one per event)."
+        )
+    if expected == 0 and context is not None:
+        raise ValueError(
+            f"{name}: this layer was built without context, but got a context of shape "
+            f"{jnp.shape(context)}; build it with context_dim=... and init with a context."
+        )
+    if context is not None and size != expected:
+        form = (
+            "a vector (D,) or the last axis of an (H, W, D) map, one per event"
+            if maps
+            else "one vector per event"
+        )
+        raise ValueError(
+            f"{name}: expected a context of size {expected} ({form}), "
+            f"got shape {jnp.shape(context)}."
+        )
+
+
 def chain(*bijectors: Bijector) -> Bijector:
     """Composes bijectors; ``chain(b1, b2)`` applies ``b1`` first in the forward direction.
 

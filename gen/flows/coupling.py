@@ -1,4 +1,4 @@
-"""Coupling layers on vector events, and the elementwise transformers they apply.
+"""Coupling layers on vector events.
 
 A coupling layer splits the event into conditioning dims ``x_c`` and transformed dims ``x_t``::
 
@@ -6,19 +6,10 @@ A coupling layer splits the event into conditioning dims ``x_c`` and transformed
     y_t = g(x_t; theta),   theta = MLP([x_c, context])
     log|det dy/dx| = sum_i log|g'(x_t[i]; theta[i])|
 
-``g`` is a ``Transformer``: a monotone elementwise map with ``num_params`` raw parameters per
-transformed dim. The conditioner's last layer starts at zero, so a layer starts as ``g`` at zero
-raw parameters (the identity for the transformers here).
-
-Plugging in a new transformer::
-
-    mine = Transformer(num_params=P, forward=my_fwd, inverse=my_inv)
-    layer = masked_coupling(mask, mine)
-
-where ``my_fwd(raw, x) -> (y, ldj)`` takes ``raw`` of shape ``x.shape + (P,)`` and returns ``y``
-and the elementwise ``log|dy/dx|``, both of shape ``x.shape`` (``my_inv`` likewise, with
-``log|dx/dy|``). Any object with these three attributes works, e.g.
-``gen.flows.spline.spline_transformer(num_bins=8)``; the name ``"spline"`` builds that one.
+``g`` is a ``Transformer`` (``gen.flows.transformers``): a monotone elementwise map with
+``num_params`` raw parameters per transformed dim. The conditioner's last layer starts at zero, so
+a layer starts as ``g`` at zero raw parameters (the identity for ``"affine"``, ``"additive"`` and
+``"spline"``).
 
 Example::
 
@@ -32,105 +23,22 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen.flows.bijector import Array, Bijector, Params, check_event
+from gen.flows.bijector import (
+    Array,
+    Bijector,
+    Params,
+    check_context,
+    check_context_dim,
+    check_event,
+)
+from gen.flows.transformers import Transformer, get_transformer
 from gen.nn.mlp import MLP, mlp_input_dim, mlp_output_dim
-
-ElementwiseFn = Callable[[Array, Array], tuple[Array, Array]]
-
-
-class Transformer(NamedTuple):
-    """A monotone elementwise map ``y = g(x; raw)`` driven by a conditioner's raw outputs.
-
-    Attributes:
-      num_params: raw parameters per transformed dim.
-      forward: ``forward(raw, x) -> (y, ldj)``; ``raw`` has shape ``x.shape + (num_params,)``,
-        ``y`` and the elementwise ``ldj = log|dy/dx|`` have shape ``x.shape``.
-      inverse: ``inverse(raw, y) -> (x, ldj)`` with ``ldj = log|dx/dy|`` elementwise (the
-        negative of the forward's at the corresponding point).
-
-    ``g(.; raw=0)`` should be the identity, or close to it: conditioners start zero-initialized.
-    """
-
-    num_params: int
-    forward: ElementwiseFn
-    inverse: ElementwiseFn
-
-
-def additive_transformer() -> Transformer:
-    """NICE: ``y = x + t`` with ``t = raw[..., 0]``; log-det 0."""
-
-    def forward(raw: Array, x: Array) -> tuple[Array, Array]:
-        return x + raw[..., 0], jnp.zeros_like(x)
-
-    def inverse(raw: Array, y: Array) -> tuple[Array, Array]:
-        return y - raw[..., 0], jnp.zeros_like(y)
-
-    return Transformer(1, forward, inverse)
-
-
-def affine_transformer(scale_bound: float = 3.0) -> Transformer:
-    """RealNVP: ``y = x * exp(s) + t`` with ``(t, r) = raw[..., 0], raw[..., 1]`` and a soft clamp
-
-        s = scale_bound * tanh(r / scale_bound)      in (-scale_bound, scale_bound),
-
-    so one layer rescales by at most ``exp(scale_bound)`` and an exploding conditioner cannot
-    overflow ``exp``. ``s ~ r`` for small ``r``, and ``s = 0`` at ``r = 0``. log-det ``s``
-    elementwise (summed by the coupling over transformed dims).
-    """
-    if not scale_bound > 0:
-        raise ValueError(f"affine_transformer: scale_bound must be > 0, got {scale_bound}.")
-    bound = float(scale_bound)
-
-    def params(raw: Array) -> tuple[Array, Array]:
-        return raw[..., 0], bound * jnp.tanh(raw[..., 1] / bound)
-
-    def forward(raw: Array, x: Array) -> tuple[Array, Array]:
-        t, s = params(raw)
-        return x * jnp.exp(s) + t, s
-
-    def inverse(raw: Array, y: Array) -> tuple[Array, Array]:
-        t, s = params(raw)
-        return (y - t) * jnp.exp(-s), -s
-
-    return Transformer(2, forward, inverse)
-
-
-def _spline_transformer() -> Transformer:
-    from gen.flows.spline import spline_transformer  # lazy: spline.py is optional here
-
-    return spline_transformer()
-
-
-TRANSFORMERS: dict[str, Callable[[], Transformer]] = {
-    "additive": additive_transformer,
-    "affine": affine_transformer,
-    "spline": _spline_transformer,  # rational-quadratic, default settings of gen.flows.spline
-}
-
-
-def get_transformer(transformer: str | Transformer) -> Transformer:
-    """Resolves a name in ``TRANSFORMERS`` or passes a transformer through.
-
-    Any object with ``num_params``, ``forward`` and ``inverse`` attributes is accepted (e.g. the
-    ``Transformer`` NamedTuple of ``gen.flows.spline``), so transformer modules need not import
-    this one.
-    """
-    if isinstance(transformer, str):
-        if transformer in TRANSFORMERS:
-            return TRANSFORMERS[transformer]()
-    elif all(hasattr(transformer, a) for a in ("num_params", "forward", "inverse")):
-        return Transformer(int(transformer.num_params), transformer.forward, transformer.inverse)
-    raise ValueError(
-        f"Unknown transformer {transformer!r}: pass one of {sorted(TRANSFORMERS)} or an object "
-        "with num_params, forward(raw, x) and inverse(raw, y), like coupling.Transformer."
-    )
 
 
 def _as_slice(idx: np.ndarray) -> slice | None:
@@ -186,32 +94,14 @@ def _coupling(
     the conditioner's output size.
     """
     g = get_transformer(transformer)
-    if context_dim is not None and context_dim < 1:
-        raise ValueError(f"{name}: context_dim must be None or >= 1, got {context_dim}.")
+    check_context_dim(context_dim, name)
 
     def conditioner_input(xc: Array, context: Array | None, expected_ctx: int | None) -> Array:
         """``[x_c, context]``; ``expected_ctx`` is None at init (then ``context_dim`` rules)."""
-        given = None if context is None else int(np.prod(jnp.shape(context)))
-        if expected_ctx is None:  # at init: only the factory's context_dim constrains it
-            expected_ctx = context_dim if context_dim is not None else (given or 0)
-        if expected_ctx > 0 and context is None:
-            raise ValueError(
-                f"{name}: this layer is conditional (context of size {expected_ctx}, set by "
-                "context_dim or by the context given at init) but was called without context; "
-                "pass context=<vector of that size> (one per event)."
-            )
-        if expected_ctx == 0 and context is not None:
-            raise ValueError(
-                f"{name}: this layer was built without context, but got a context of shape "
-                f"{jnp.shape(context)}; build it with context_dim=... and init with a context."
-            )
+        size = None if context is None else int(np.prod(jnp.shape(context)))
+        check_context(context, size, expected_ctx, context_dim, name)
         if context is None:
             return xc
-        if given != expected_ctx:
-            raise ValueError(
-                f"{name}: expected a context of size {expected_ctx} (one vector per event), "
-                f"got shape {jnp.shape(context)}."
-            )
         return jnp.concatenate([xc, jnp.reshape(context, (-1,)).astype(xc.dtype)])
 
     def conditioner(n_trans: int) -> MLP:
@@ -272,8 +162,8 @@ def masked_coupling(
 
     Args:
       mask: static binary mask with at least one 1 and one 0.
-      transformer: a name in ``TRANSFORMERS`` (``"affine"``, ``"additive"``, ``"spline"``) or a
-        ``Transformer`` (any object with ``num_params``, ``forward``, ``inverse``).
+      transformer: a name in ``TRANSFORMERS`` (``"affine"``, ``"additive"``, ``"spline"``,
+        ``"glow"``) or a ``Transformer`` (any object with ``num_params``, ``forward``, ``inverse``).
       hidden: hidden layer widths of the conditioner MLP.
       context_dim: size of the conditioning vector. ``None`` takes it from ``init``'s context
         (no context at init: unconditional). A conditional layer called without context, or an

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen.flows.bijector import Array, Bijector, chain, scan
-from gen.flows.coupling import Transformer, masked_coupling
+from gen.flows.coupling import masked_coupling
 from gen.flows.distributions import Distribution, standard_normal
+from gen.flows.transformers import Transformer
 
 Params = Any
 

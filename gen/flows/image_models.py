@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gen.flows.bijector import Bijector, chain, scan
-from gen.flows.coupling import Transformer
 from gen.flows.dequantization import logit_preprocess
 from gen.flows.distributions import standard_normal
 from gen.flows.flow import Flow, make_flow
@@ -40,6 +39,7 @@ from gen.flows.image import (
     conv1x1,
     multi_scale,
 )
+from gen.flows.transformers import Transformer
 
 
 def _shape3(name: str, shape: Sequence[int]) -> Shape3:

@@ -29,13 +29,14 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import numpy as np
 
-from gen.flows import autoregressive
+from gen.flows.autoregressive import masked_autoregressive
 from gen.flows.bijector import Array, Bijector, chain, scan
-from gen.flows.coupling import Transformer, split_coupling
+from gen.flows.coupling import split_coupling
 from gen.flows.distributions import standard_normal
 from gen.flows.flow import Flow, make_flow
 from gen.flows.linear import lu_linear, reverse
-from gen.flows.spline import spline_transformer
+from gen.flows.rational_quadratic import spline_transformer
+from gen.flows.transformers import Transformer
 
 LINEAR_LAYERS = ("lu", "reverse")
 
@@ -77,7 +78,7 @@ def maf(
     ``Transformer``; ``context_dim``: conditioning vector size (every layer sees it).
     """
     _check("maf", dim, num_layers)
-    layer = autoregressive.maf(
+    layer = masked_autoregressive(
         transformer, hidden, context_dim, event_dim=dim, activation=activation
     )
     return make_flow(standard_normal((dim,)), _stack(layer, reverse(dim), num_layers))
@@ -127,7 +128,7 @@ def nsf_autoregressive(
     """
     _check("nsf_autoregressive", dim, num_layers)
     t = spline_transformer(num_bins, bound)
-    layer = autoregressive.maf(t, hidden, context_dim, event_dim=dim, activation=activation)
+    layer = masked_autoregressive(t, hidden, context_dim, event_dim=dim, activation=activation)
     return make_flow(
         standard_normal((dim,)),
         _stack(layer, _mixing("nsf_autoregressive", linear, dim), num_layers),

@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen.flows import autoregressive, models
+from gen.flows import models
+from gen.flows.autoregressive import inverse_autoregressive, masked_autoregressive
 from gen.flows.bijector import Array, Bijector, Params, block, chain, invert, scan
-from gen.flows.coupling import affine_transformer, masked_coupling, split_coupling
+from gen.flows.coupling import masked_coupling, split_coupling
 from gen.flows.dequantization import logit_preprocess
 from gen.flows.elementwise import affine, leaky_relu, logit, scale, shift, sigmoid, tanh
 from gen.flows.flow import realnvp
@@ -31,7 +32,8 @@ from gen.flows.image import (
 )
 from gen.flows.image_models import glow, realnvp_image
 from gen.flows.linear import lu_linear, permute, reverse
-from gen.flows.spline import spline, spline_transformer
+from gen.flows.rational_quadratic import spline, spline_transformer
+from gen.flows.transformers import affine_transformer
 
 Case = tuple[Bijector, Array] | tuple[Bijector, Array, Array]
 
@@ -192,25 +194,25 @@ CASES: dict[str, Callable[[], Case]] = {
         signed(33, (2,)),
     ),
     # Masked autoregressive (gen.flows.autoregressive): forward is the sequential D-pass scan.
-    "maf_affine": lambda: (autoregressive.maf("affine", hidden=_HIDDEN), signed(34, (5,))),
+    "maf_affine": lambda: (masked_autoregressive("affine", hidden=_HIDDEN), signed(34, (5,))),
     # Two hidden layers narrower than D, a permuted order, spline tails in both directions.
     "maf_spline_order_narrow": lambda: (
-        autoregressive.maf(
+        masked_autoregressive(
             spline_transformer(4, _SPLINE_BOUND), hidden=(3, 3), order=[2, 0, 4, 1, 3]
         ),
         signed(40, (5,)) + _TAILS,
     ),
     "maf_context": lambda: (
-        autoregressive.maf("affine", hidden=_HIDDEN, context_dim=3),
+        masked_autoregressive("affine", hidden=_HIDDEN, context_dim=3),
         signed(35, (5,)),
         signed(36, (3,)),
     ),
     "iaf_affine_order": lambda: (
-        autoregressive.iaf("affine", hidden=_HIDDEN, order=[4, 1, 3, 0, 2]),
+        inverse_autoregressive("affine", hidden=_HIDDEN, order=[4, 1, 3, 0, 2]),
         signed(37, (5,)),
     ),
     "iaf_spline_context": lambda: (
-        autoregressive.iaf(spline_transformer(4, _SPLINE_BOUND), hidden=_HIDDEN, context_dim=2),
+        inverse_autoregressive(spline_transformer(4, _SPLINE_BOUND), hidden=_HIDDEN, context_dim=2),
         signed(42, (5,)) + _TAILS,
         signed(38, (2,)),
     ),

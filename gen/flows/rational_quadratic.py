@@ -41,6 +41,7 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 
 from gen.flows.bijector import Bijector, check_event
+from gen.flows.transformers import Transformer
 
 Array = jax.Array
 
@@ -397,20 +398,6 @@ def rational_quadratic_spline(
         [jnp.broadcast_to(jnp.asarray(p, dtype), (*shape, p.shape[-1])) for p in parts], axis=-1
     )
     return _apply(x, raw, cfg)
-
-
-class Transformer(NamedTuple):
-    """An elementwise transform driven by raw parameters, e.g. from a conditioner network.
-
-    Attributes:
-      num_params: raw parameters per transformed scalar (``3K - 1`` for a spline).
-      forward: ``forward(raw, x) -> (y, log|dy/dx|)``; ``raw: (..., num_params)``, ``x: (...,)``.
-      inverse: ``inverse(raw, y) -> (x, log|dx/dy|)``, elementwise, same shapes.
-    """
-
-    num_params: int
-    forward: Callable[[Array, Array], tuple[Array, Array]]
-    inverse: Callable[[Array, Array], tuple[Array, Array]]
 
 
 def spline_transformer(
