@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen.diffusion import schedules as schedules_lib
 from gen.diffusion import timesteps as timesteps_lib
 from gen.diffusion.schedules import Schedule
+from gen.diffusion.schedules._common import _check_steps, _float
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -25,7 +25,7 @@ def times_from_timesteps(
     time is appended: 0, the clean data, with ``set_alpha_to_one=True``, else ``1 / T``
     (timestep 0, ``alphas_cumprod[0]``), as diffusers' DDIM option of the same name.
     """
-    num_train_steps = schedules_lib._check_steps(num_train_steps, "num_train_steps")
+    num_train_steps = _check_steps(num_train_steps, "num_train_steps")
     steps = np.asarray(timesteps)
     if steps.ndim != 1 or steps.size < 1:
         raise ValueError(
@@ -55,7 +55,7 @@ def diffusers_ddim_targets(
     diffusers; the default (``targets = ts[1:]``, each step lands where the next one starts) is
     the consistent discretization.
     """
-    num_train_steps = schedules_lib._check_steps(num_train_steps, "num_train_steps")
+    num_train_steps = _check_steps(num_train_steps, "num_train_steps")
     ts = times_from_timesteps(timesteps, num_train_steps, set_alpha_to_one=set_alpha_to_one)
     steps = np.asarray(timesteps).astype(np.int64)
     prev = steps - num_train_steps // steps.size
@@ -81,7 +81,7 @@ def _target_logsnr(schedule: Schedule, ts: Array, targets: ArrayLike) -> Array:
                 "targets must lie in [0, 1], each at or below the time its step starts from "
                 f"(ts[i]), got {v.tolist()} for ts[:-1] = {start.tolist()}."
             )
-    targets = schedules_lib._float(targets).astype(ts.dtype)
+    targets = _float(targets).astype(ts.dtype)
     lam = schedule(targets)
     return jnp.where(targets <= 0, jnp.asarray(jnp.inf, lam.dtype), lam)
 
@@ -94,7 +94,7 @@ def times_from_sigmas(schedule: Schedule, sigmas: ArrayLike) -> Array:
     map to the nearest end. Use it for Karras grids on any schedule, e.g.
     ``times_from_sigmas(sched, timesteps.karras(18, sigma_min, sigma_max))``.
     """
-    sigmas = schedules_lib._float(sigmas)
+    sigmas = _float(sigmas)
     positive = sigmas > 0
     lam = -2.0 * jnp.log(jnp.where(positive, sigmas, jnp.ones_like(sigmas)))
     t = _invert_logsnr(schedule, lam, jnp.zeros_like(lam))
@@ -129,12 +129,12 @@ def karras_times(
         ts = samplers.karras_times(sched, 20, num_train_steps=1000)
         x = samplers.dpmpp_2m(net, "eps", sched, x_T, ts)
     """
-    num_steps = schedules_lib._check_steps(num_steps)
+    num_steps = _check_steps(num_steps)
     if final not in ("zero", "sigma_min"):
         raise ValueError(f"karras_times: final must be 'zero' or 'sigma_min', got {final!r}.")
     t_lo = 0.0
     if num_train_steps is not None:
-        t_lo = 1.0 / schedules_lib._check_steps(num_train_steps, "num_train_steps")
+        t_lo = 1.0 / _check_steps(num_train_steps, "num_train_steps")
     with jax.enable_x64(True):
         lam_ends = np.asarray(schedule(jnp.asarray([1.0, t_lo], jnp.float64)), np.float64)
         with np.errstate(over="ignore"):
@@ -215,7 +215,7 @@ def _check_grid(ts: ArrayLike) -> tuple[Array, int]:
                 "ts must lie in [0, 1] and decrease strictly (only the final entry may equal the "
                 f"one before it), got {v.tolist()}."
             )
-    return schedules_lib._float(ts), ts.shape[0] - 1
+    return _float(ts), ts.shape[0] - 1
 
 
 def _grid_logsnr(schedule: Schedule, ts: Array) -> Array:
