@@ -10,8 +10,12 @@ Command:
 Other data: --config.data.name=checkerboard, or your own (N, 2) array with
     --config.data.source=npy --config.data.path=train.npy
 
-Hardware and runtime: RUNTIME_PLACEHOLDER
-Expected result: RESULT_PLACEHOLDER
+Hardware and runtime: 218 s measured on a 2-core CPU shared with other jobs (2,000 steps at
+batch 256, about 10 steps/s, then the exact-trace evaluation of 2,000 test points and a 60x60
+density picture).
+Expected result: `test_nll` (exact trace, dopri5 at 1e-5, on 2,000 held-out points) 2.8745
+nats measured on 8gaussians, against the true entropy 2.832 (gap +0.043); 1,000 steps gave
+2.993. Samples cover the 8 modes (samples/*.png).
 Source: the FFJORD paper shows its toy results only as density figures (Figure 2), with no
 number; the target here is the density's true entropy, gen.data.toy2d.entropy (2.832 nats for
 8gaussians), as for the other toy configs.
