@@ -372,11 +372,10 @@ def test_hutchinson_is_unbiased(probe, solver):
 # ----------------------------------------------------------------------------------------------
 
 
-# Compiling reverse mode through diffrax's loop takes seconds: the backsolve twin runs in the
-# slow run only.
-@pytest.mark.parametrize(
-    "adjoint", ["recursive", pytest.param("backsolve", marks=pytest.mark.slow)]
-)
+# Compiling reverse mode through diffrax's loop takes 5-15 s on a loaded 2-core CPU: slow run
+# only (the default run checks gradients through the fixed-step scan in tests/test_ffjord.py).
+@pytest.mark.slow
+@pytest.mark.parametrize("adjoint", ode.ADJOINTS)
 def test_gradient_of_the_log_likelihood_of_a_linear_field_is_the_closed_form(adjoint):
     # u(x) = A x from t = 0 to 1: z = expm(A) x and div u = tr(A), so
     # log p(x) = log N(expm(A) x; 0, I) + tr(A); its gradient in A is differentiated here
