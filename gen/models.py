@@ -24,6 +24,7 @@ FAMILIES: dict[str, str] = {
     "nsf_ar": "gen.flows.training",
     "realnvp_image": "gen.flows.training",
     "glow": "gen.flows.training",
+    "ffjord": "gen.flows.training",
     "ddpm": "gen.diffusion.training",
     "fm": "gen.diffusion.training",
     "vae": "gen.vae.training",

@@ -29,6 +29,9 @@ TINY = {
     ("model", "ch"): 8, ("model", "num_res_blocks"): 1, ("model", "num_groups"): 4,
     ("model", "attn_resolutions"): (), ("model", "num_train_steps"): 10,
     ("sampler", "num_steps"): 2,
+    # CNFs (ffjord): one Heun step (model.num_steps), a lax.scan, instead of compiling reverse
+    # mode through diffrax's adaptive loop (tens of seconds on a 2-core CPU; test_ffjord has it).
+    ("model", "solver"): "heun",
     ("model", "hidden2"): (8, 8), ("model", "channels"): (8, 8), ("model", "eval_samples"): 4,
     ("model", "eval_chunk"): 2, ("model", "num_codes"): 16, ("model", "code_dim"): 4,
     ("model", "prior_features"): 8, ("model", "prior_layers"): 1, ("model", "prior_start"): 1,

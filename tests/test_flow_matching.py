@@ -284,7 +284,7 @@ def test_samplers_are_one_loop_each():
     velocity = fm.velocity_field(g.apply(), jnp.zeros(2, jnp.float32))
     noise = jnp.ones((4, 2))
     for method, expected in (("euler", {"scan": 1}), ("heun", {"scan": 1}),
-                             ("dopri5", {"while": 1})):
+                             ("dopri5", {"while": 2})):  # diffrax's step loop
         fn = lambda x, method=method: fm.sample(velocity, x, method=method, num_steps=10)
         assert _loop_counts(jax.make_jaxpr(fn)(noise).jaxpr) == expected, method
         jax.jit(fn).lower(noise).compile()

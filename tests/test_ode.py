@@ -235,13 +235,15 @@ def test_trajectory_and_solve_dispatch():
 
 
 def test_each_solver_is_one_loop_in_one_program():
+    # The adaptive solves are diffrax's step loop: two while primitives (the loop and the
+    # checkpointed inner loop of RecursiveCheckpointAdjoint), however many steps it takes.
     f = lambda t, x: jnp.sin(t) * x - x**3
     x0, ts = jnp.ones((5, 2)), jnp.linspace(0.0, 1.0, 11)
     cases = {
         "euler": (lambda x: ode.euler(f, x, ts), {"scan": 1}),
         "heun": (lambda x: ode.heun(f, x, ts), {"scan": 1}),
-        "dopri5": (lambda x: ode.dopri5(f, x, 0.0, 1.0).y, {"while": 1}),
-        "log_likelihood": (lambda x: ode.log_likelihood(f, x).log_prob, {"while": 1}),
+        "dopri5": (lambda x: ode.dopri5(f, x, 0.0, 1.0).y, {"while": 2}),
+        "log_likelihood": (lambda x: ode.log_likelihood(f, x).log_prob, {"while": 2}),
     }
     for name, (fn, expected) in cases.items():
         assert _loop_counts(jax.make_jaxpr(fn)(x0).jaxpr) == expected, name
@@ -363,3 +365,72 @@ def test_hutchinson_is_unbiased(probe, solver):
                 key=jax.random.key(1), probe=probe, num_probes=16, **settings,
             ).log_prob
             assert float(jnp.std(averaged)) < 0.5 * std
+
+
+# ----------------------------------------------------------------------------------------------
+# Reverse mode and tolerances of the adaptive (diffrax) solves
+# ----------------------------------------------------------------------------------------------
+
+
+# Compiling reverse mode through diffrax's loop takes 5-15 s on a loaded 2-core CPU: slow run
+# only (the default run checks gradients through the fixed-step scan in tests/test_ffjord.py).
+@pytest.mark.slow
+@pytest.mark.parametrize("adjoint", ode.ADJOINTS)
+def test_gradient_of_the_log_likelihood_of_a_linear_field_is_the_closed_form(adjoint):
+    # u(x) = A x from t = 0 to 1: z = expm(A) x and div u = tr(A), so
+    # log p(x) = log N(expm(A) x; 0, I) + tr(A); its gradient in A is differentiated here
+    # through jax.scipy's expm, independently of any ODE solve.
+    with jax.enable_x64(True):
+        a = jnp.asarray(_stable_matrix(2, 11))
+        x = jnp.asarray(np.random.default_rng(12).normal(size=(1, 2)))
+
+        def closed_form(a):
+            z = x @ jax.scipy.linalg.expm(a).T
+            return jnp.sum(-0.5 * jnp.sum(z**2, -1) - math.log(2 * math.pi) + jnp.trace(a))
+
+        def solved(a):
+            out = ode.log_likelihood(lambda t, y: y @ a.T, x, rtol=1e-10, atol=1e-10,
+                                     adjoint=adjoint)
+            return jnp.sum(out.log_prob)
+
+        value, grad = jax.value_and_grad(solved)(a)
+        np.testing.assert_allclose(value, closed_form(a), rtol=1e-8)
+        np.testing.assert_allclose(grad, jax.grad(closed_form)(a), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_gradient_through_the_solve_matches_finite_differences_and_is_vmappable():
+    # dx/dt = -k x (1 + sin t): x(1) = x0 exp(-k (2 - cos 1)); d/dk by central differences too.
+    f = lambda k: lambda t, x: -k * x * (1.0 + jnp.sin(t))
+    solve = lambda k: ode.solve(f(k), jnp.ones(()), 0.0, 1.0, method="tsit5", rtol=1e-6,
+                                atol=1e-6)
+    ks = jnp.asarray([0.5, 1.0, 2.0])
+    grads = jax.jit(jax.vmap(jax.grad(solve)))(ks)
+    c = 2.0 - math.cos(1.0)
+    np.testing.assert_allclose(grads, -c * np.exp(-c * np.asarray(ks)), rtol=1e-4)
+    h = 1e-2
+    fd = (jax.vmap(solve)(ks + h) - jax.vmap(solve)(ks - h)) / (2 * h)
+    np.testing.assert_allclose(grads, fd, rtol=1e-3)
+
+
+@pytest.mark.parametrize("method", ode.ADAPTIVE_METHODS)
+def test_adaptive_solver_reaches_its_tolerance_on_a_linear_system(method):
+    with jax.enable_x64(True):
+        a = _stable_matrix(3, 13)
+        x0 = np.random.default_rng(14).normal(size=3)
+        exact = scipy.linalg.expm(2.0 * a) @ x0
+        errors = []
+        for tol in (1e-4, 1e-8):
+            sol = ode.adaptive(lambda t, x: jnp.asarray(a) @ x, x0, 0.0, 2.0, method=method,
+                               rtol=tol, atol=tol)
+            assert bool(sol.success) and float(sol.t) == 2.0
+            errors.append(float(np.max(np.abs(np.asarray(sol.y) - exact))))
+            assert errors[-1] < 20 * tol, (tol, errors)
+        assert errors[1] < 1e-2 * errors[0]  # a tighter tolerance buys accuracy
+
+
+def test_bad_adjoint_and_adaptive_method():
+    with pytest.raises(ValueError, match="unknown adjoint"):
+        ode.solve(lambda t, x: -x, jnp.ones(2), 0.0, 1.0, adjoint="forward")
+    with pytest.raises(ValueError, match="unknown adaptive ODE method"):
+        ode.adaptive(lambda t, x: -x, jnp.ones(2), 0.0, 1.0, method="heun")

@@ -5,30 +5,38 @@ pytree of floating arrays (the solvers never flatten it). Time may run either wa
 here integrates from ``t0`` to ``t1`` with ``t1 < t0`` allowed.
 
 - :func:`euler`, :func:`heun`: fixed steps over a time grid, one ``lax.scan`` each.
-- :func:`dopri5`: Dormand–Prince 5(4) with FSAL, Hairer's step-size controller and initial-step
-  heuristic, in one ``lax.while_loop`` capped at ``max_steps`` attempted steps.
-- :func:`solve`: the three behind one name.
+- :func:`adaptive` (:func:`dopri5`, :func:`tsit5`): adaptive 5(4) Runge–Kutta pairs on diffrax,
+  with Hairer's initial step and error norm and an I step-size controller, capped at
+  ``max_steps`` attempted steps.
+- :func:`solve`: all of them behind one name.
 - :func:`probability_flow`: the ODE drift of any Gaussian path ``x_t = alpha_t x0 + sigma_t eps``
   from a denoiser in any parameterization. For every such path the probability-flow drift is
   ``u(x, t) = E[alpha' x0 + sigma' eps | x_t = x] = alpha' x0_hat + sigma' eps_hat``, so one ODE
   serves the diffusion PF-ODE and flow matching alike.
-- :func:`log_likelihood`: ``log p_{t0}(x)`` by the instantaneous change of variables.
+- :func:`log_likelihood`: ``log p_{t0}(x)`` by the instantaneous change of variables, with the
+  exact trace or Hutchinson's estimator.
 
 Each solver call is compiled as one XLA program (the solvers ``jax.jit`` themselves; inside an
 outer ``jit`` that is a no-op). A vector field is a fresh closure at every call, so an eager
 call compiles anew each time: put repeated calls inside your own ``jax.jit``.
-Reverse-mode gradients do not pass through ``lax.while_loop``: differentiate through the
-fixed-step solvers (``lax.scan``) instead; forward mode (``jax.jvp``) works through all of them.
+
+Gradients: reverse mode passes through every solver: through the fixed-step ``lax.scan``, and
+through the adaptive solves with ``adjoint="recursive"`` (backpropagation through the solver
+with checkpoints: the exact gradient of the computed solution) or ``adjoint="backsolve"`` (the
+continuous adjoint ODE, O(1) memory). Forward mode (``jax.jvp``) works with ``"recursive"``.
 
 Example::
 
-    >>> import jax.numpy as jnp
+    >>> import jax, jax.numpy as jnp
     >>> from gen.diffusion import ode
     >>> sol = ode.dopri5(lambda t, x: -x, jnp.ones(3), 0.0, 1.0, rtol=1e-6, atol=1e-6)
     >>> bool(sol.success), float(sol.y[0])           # exp(-1)
     (True, 0.36787...)
     >>> ode.heun(lambda t, x: -x, jnp.ones(3), jnp.linspace(0.0, 1.0, 11)).shape
     (3,)
+    >>> # d/dk of x(1) = exp(-k) at k = 1, through the adaptive solve:
+    >>> float(jax.grad(lambda k: ode.solve(lambda t, x: -k * x, 1.0, 0.0, 1.0))(1.0))
+    -0.36787...
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import diffrax
 import jax
 import jax.numpy as jnp
 
@@ -49,14 +58,21 @@ ArrayLike = jax.typing.ArrayLike
 PyTree = Any
 VectorField = Callable[[Array, PyTree], PyTree]  # f(t, x) -> dx/dt, t a scalar
 
-METHODS = ("euler", "heun", "dopri5")
+ADAPTIVE_METHODS = ("dopri5", "tsit5")
+METHODS = ("euler", "heun", *ADAPTIVE_METHODS)
+ADJOINTS = ("recursive", "backsolve")
 TRACE_METHODS = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
 
 __all__ = [
+    "ADAPTIVE_METHODS",
+    "ADJOINTS",
     "METHODS",
+    "PROBES",
+    "TRACE_METHODS",
     "LogLikelihood",
     "ODESolution",
+    "adaptive",
     "dopri5",
     "euler",
     "heun",
@@ -64,6 +80,7 @@ __all__ = [
     "probability_flow",
     "solve",
     "standard_normal_log_prob",
+    "tsit5",
 ]
 
 
@@ -173,35 +190,28 @@ def heun(f: VectorField, x0: PyTree, ts: ArrayLike, *, trajectory: bool = False)
 
 
 # ----------------------------------------------------------------------------------------------
-# Dormand–Prince 5(4)
+# Adaptive solvers (diffrax)
 # ----------------------------------------------------------------------------------------------
-
-# Dormand & Prince 1980; Hairer, Nørsett & Wanner, "Solving ODEs I", Table II.5.2.
-_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-)
-_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)  # 5th order; = row 7 (FSAL)
-# Error weights b - b_hat, b_hat the embedded 4th-order weights (Hairer's dopri5 E1..E7).
-_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
 
 SUCCESS, MAX_STEPS_REACHED, STEP_SIZE_TOO_SMALL = 0, 1, 2
 
+_SOLVERS: dict[str, Callable[[], diffrax.AbstractAdaptiveSolver]] = {
+    "dopri5": diffrax.Dopri5,
+    "tsit5": diffrax.Tsit5,
+}
+
 
 class ODESolution(NamedTuple):
-    """What :func:`dopri5` returns (a pytree: it can leave ``jit`` and ``vmap``).
+    """What :func:`adaptive` (and :func:`dopri5`) return (a pytree: it can leave ``jit``/``vmap``).
 
     Attributes:
       y: the state at ``t`` (at ``t1`` on success).
       t: the time reached.
       num_steps: accepted steps.
       num_rejected: rejected step attempts.
-      num_evals: evaluations of the vector field, ``2 + 6 (num_steps + num_rejected)``.
+      num_evals: evaluations of the vector field: 6 per attempted step (both solvers are FSAL),
+        plus 1 for the first stage, plus 1 for the initial-step heuristic when ``first_step`` is
+        None, i.e. ``2 + 6 (num_steps + num_rejected)``.
       status: 0 success, 1 ``max_steps`` attempts reached, 2 step size underflow (for example
         a vector field that returns NaN).
     """
@@ -218,39 +228,26 @@ class ODESolution(NamedTuple):
         return self.status == SUCCESS
 
 
-def _initial_step(
-    f: VectorField, t0: Array, y0: PyTree, f0: PyTree, direction: Array, span: Array,
-    rtol: Array, atol: Array,
-) -> Array:
-    """Hairer, Nørsett & Wanner, Sec. II.4: a first step from the local scale of the problem.
-
-    ``d0 = ||y0||``, ``d1 = ||f0||`` (norms scaled by ``atol + rtol |y0|``), ``h0 = 0.01 d0 / d1``;
-    one explicit Euler step of size h0 estimates ``d2 = ||f(t0 + h0, y1) - f0|| / h0``, and
-    ``h = min(100 h0, (0.01 / max(d1, d2)) ^ (1/5))``. Returns ``|h|``, at most ``|t1 - t0|``.
-    """
-    scale = jax.tree.map(lambda y: atol + rtol * jnp.abs(y), y0)
-    d0 = _rms(jax.tree.map(jnp.divide, y0, scale))
-    d1 = _rms(jax.tree.map(jnp.divide, f0, scale))
-    small = (d0 < 1e-5) | (d1 < 1e-5)
-    h0 = jnp.where(small, 1e-6, 0.01 * d0 / jnp.where(small, 1.0, d1)).astype(t0.dtype)
-    h0 = jnp.minimum(h0, span)
-    f1 = f(t0 + direction * h0, _combine(y0, direction * h0, [1.0], [f0]))
-    d2 = _rms(jax.tree.map(lambda a, b, s: (a - b) / s, f1, f0, scale)) / h0
-    dmax = jnp.maximum(d1, d2)
-    flat = dmax <= 1e-15
-    h1 = jnp.where(
-        flat, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / jnp.where(flat, 1.0, dmax)) ** (1.0 / 5.0)
-    ).astype(t0.dtype)
-    h = jnp.minimum(100.0 * h0, h1)
-    return jnp.where(jnp.isfinite(h) & (h > 0), jnp.minimum(h, span), span)
+def _nan_safe_rms(tree: PyTree) -> Array:
+    """The controller's norm: RMS over every element, with NaN read as an infinite error, so a
+    step into a region where the field is NaN is rejected and shrunk until it underflows."""
+    value = _rms(tree)
+    return jnp.where(jnp.isnan(value), jnp.inf, value)
 
 
-def dopri5(
+def _check_adjoint(adjoint: str) -> str:
+    if adjoint not in ADJOINTS:
+        raise ValueError(f"unknown adjoint {adjoint!r}; choose one of {', '.join(ADJOINTS)}.")
+    return adjoint
+
+
+def adaptive(
     f: VectorField,
     x0: PyTree,
     t0: ArrayLike,
     t1: ArrayLike,
     *,
+    method: str = "dopri5",
     rtol: float = 1e-5,
     atol: float = 1e-5,
     max_steps: int = 4096,
@@ -258,116 +255,116 @@ def dopri5(
     safety: float = 0.9,
     min_factor: float = 0.2,
     max_factor: float = 10.0,
+    adjoint: str = "recursive",
 ) -> ODESolution:
-    """Adaptive Dormand–Prince 5(4) from ``t0`` to ``t1`` (``t1 < t0`` integrates backwards).
+    """An adaptive Runge–Kutta solve from ``t0`` to ``t1`` on diffrax (``t1 < t0`` runs backwards).
 
-    Each step evaluates ``f`` six times; the last stage is ``f`` at the new point, reused as the
-    first stage of the next step (FSAL). The local error estimate ``err = h sum_j e_j k_j``
-    (5th minus embedded 4th order) is measured in Hairer's norm,
+    ``method``: ``"dopri5"`` (Dormand–Prince 5(4)) or ``"tsit5"`` (Tsitouras 5(4)), both FSAL.
+    The local error estimate (5th minus embedded 4th order) is measured in Hairer's norm,
     ``||err|| = sqrt(mean_i (err_i / (atol + rtol max(|y_i|, |y_new_i|)))^2)`` over every element
     of the state (one norm for the whole pytree, so a batch shares one step size). A step is
-    accepted when ``||err|| <= 1``; the next step is ``h * clip(safety ||err||^(-1/5),
-    min_factor, max_factor)``, and never grows right after a rejection. A non-finite error
-    rejects the step with ``min_factor``. The first step comes from Hairer's heuristic unless
-    ``first_step`` (its magnitude) is given.
+    accepted when ``||err|| < 1``; the next step is ``h * clip(safety ||err||^(-1/5),
+    min_factor, max_factor)`` (at most ``safety`` after a rejection, at least 1 after an
+    acceptance: diffrax's I-controller). A NaN error rejects the step with ``min_factor``; a step
+    below ``10 eps max(|t0|, |t1|, 1)`` stops the solve with status 2. The first step comes from
+    Hairer's heuristic unless ``first_step`` (its magnitude) is given.
 
-    Everything runs in one ``lax.while_loop``: jittable, vmappable (each batch member then
-    keeps its own step size), forward-mode differentiable. ``max_steps`` caps the attempted
-    steps, accepted or rejected; check ``status`` or ``success`` on the result.
+    Gradients: reverse mode through the solve with ``adjoint="recursive"`` (diffrax's
+    ``RecursiveCheckpointAdjoint``: backpropagation through the solver's operations with
+    O(log max_steps) checkpoints; exact gradients of the discrete solve) or ``"backsolve"``
+    (``BacksolveAdjoint``: the continuous adjoint ODE solved backwards in time with the same
+    tolerances, O(1) memory, gradients accurate to the tolerance). Closed-over arrays of ``f``
+    (e.g. network params) are differentiated under both. Forward mode works with
+    ``"recursive"``.
+
+    One ``lax.while_loop`` (the checkpointed loop adds loops only under differentiation):
+    jittable and vmappable (each batch member then keeps its own step size). ``max_steps``
+    caps the attempted steps, accepted or rejected; check ``status`` or ``success``.
 
     Args:
       f: the vector field ``f(t, x)``; ``t`` is a scalar of the state's floating dtype.
       x0: the initial state, a pytree of floating arrays.
       t0, t1: start and end times (may be traced).
+      method: one of ``ADAPTIVE_METHODS``.
       rtol, atol: relative and absolute tolerances.
       max_steps: the most step attempts (a static int).
       first_step: the size of the first attempted step, or None for the heuristic.
       safety, min_factor, max_factor: the controller's constants (Hairer's 0.9, 0.2, 10).
+      adjoint: ``"recursive"`` or ``"backsolve"``.
 
     Returns:
       An :class:`ODESolution`.
     """
+    if method not in _SOLVERS:
+        raise ValueError(
+            f"unknown adaptive ODE method {method!r}; choose one of {', '.join(_SOLVERS)}."
+        )
+    _check_adjoint(adjoint)
     max_steps = _check_steps(max_steps, "max_steps")
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, int | float) and not value >= 0:
-            raise ValueError(f"dopri5: {name} must be >= 0, got {value}.")
+            raise ValueError(f"{method}: {name} must be >= 0, got {value}.")
     if isinstance(rtol, int | float) and isinstance(atol, int | float) and rtol == atol == 0:
-        raise ValueError("dopri5: rtol and atol cannot both be 0.")
+        raise ValueError(f"{method}: rtol and atol cannot both be 0.")
     x0 = _as_state(x0)
     dtype = _time_dtype(x0)
     t0, t1 = jnp.asarray(t0, dtype), jnp.asarray(t1, dtype)
     if t0.shape or t1.shape:
-        raise ValueError(f"dopri5: t0 and t1 must be scalars, got {t0.shape} and {t1.shape}.")
-    return jax.jit(
-        functools.partial(
-            _dopri5, f, max_steps=max_steps, safety=safety, min_factor=min_factor,
-            max_factor=max_factor,
-        )
-    )(x0, t0, t1, jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), first_step)
+        raise ValueError(f"{method}: t0 and t1 must be scalars, got {t0.shape} and {t1.shape}.")
+    run = functools.partial(
+        _adaptive, f, method=method, max_steps=max_steps, safety=safety, min_factor=min_factor,
+        max_factor=max_factor, adjoint=adjoint, has_first_step=first_step is not None,
+    )
+    first = jnp.asarray(0.0 if first_step is None else first_step, dtype)
+    return jax.jit(run)(x0, t0, t1, jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), first)
 
 
-def _dopri5(
-    f: VectorField, x0: PyTree, t0: Array, t1: Array, rtol_: Array, atol_: Array,
-    first_step: ArrayLike | None, *, max_steps: int, safety: float, min_factor: float,
-    max_factor: float,
+def _adaptive(
+    f: VectorField, x0: PyTree, t0: Array, t1: Array, rtol: Array, atol: Array, first: Array, *,
+    method: str, max_steps: int, safety: float, min_factor: float, max_factor: float,
+    adjoint: str, has_first_step: bool,
 ) -> ODESolution:
     dtype = t0.dtype
-    span = jnp.abs(t1 - t0)
-    direction = jnp.where(t1 >= t0, 1.0, -1.0).astype(dtype)
-    f0 = f(t0, x0)
-    if first_step is None:
-        h_abs = _initial_step(f, t0, x0, f0, direction, span, rtol_, atol_)
+    if adjoint == "backsolve":
+        # The continuous adjoint differentiates only what diffrax sees: hoist the arrays that
+        # ``f`` closes over (params, under grad: tracers) into ``args``.
+        g, consts = jax.closure_convert(f, t0, x0)
+        term = diffrax.ODETerm(lambda t, y, args: g(t, y, *args))
+        args, adj = tuple(consts), diffrax.BacksolveAdjoint()
     else:
-        h_abs = jnp.minimum(jnp.abs(jnp.asarray(first_step, dtype)), span)
-    tiny = 10.0 * jnp.finfo(dtype).eps
+        term = diffrax.ODETerm(lambda t, y, args: f(t, y))
+        args, adj = None, diffrax.RecursiveCheckpointAdjoint()
+    direction = jnp.where(t1 >= t0, 1.0, -1.0).astype(dtype)
+    dt0 = direction * jnp.minimum(jnp.abs(first), jnp.abs(t1 - t0)) if has_first_step else None
+    scale = jnp.maximum(jnp.maximum(jnp.abs(t0), jnp.abs(t1)), 1.0)
+    controller = diffrax.PIDController(
+        rtol=rtol, atol=atol, norm=_nan_safe_rms, safety=safety, factormin=min_factor,
+        factormax=max_factor, dtmin=10.0 * jnp.finfo(dtype).eps * scale, force_dtmin=False,
+    )
+    sol = diffrax.diffeqsolve(
+        term, _SOLVERS[method](), t0, t1, dt0, x0, args, stepsize_controller=controller,
+        adjoint=adj, max_steps=max_steps, throw=False,
+    )
+    status = jnp.where(
+        sol.result == diffrax.RESULTS.successful, SUCCESS,
+        jnp.where(sol.result == diffrax.RESULTS.max_steps_reached, MAX_STEPS_REACHED,
+                  STEP_SIZE_TOO_SMALL),
+    ).astype(jnp.int32)
+    n_acc = jnp.asarray(sol.stats["num_accepted_steps"], jnp.int32)
+    n_rej = jnp.asarray(sol.stats["num_rejected_steps"], jnp.int32)
+    num_evals = (1 if has_first_step else 2) + 6 * (n_acc + n_rej)
+    y = jax.tree.map(lambda leaf: leaf[-1], sol.ys)
+    return ODESolution(y, sol.ts[-1], n_acc, n_rej, num_evals, status)
 
-    def attempt(t: Array, y: PyTree, k1: PyTree, h: Array) -> tuple[PyTree, PyTree, Array]:
-        ks = [k1]
-        for i in range(1, 6):
-            ks.append(f(t + _C[i] * h, _combine(y, h, _A[i], ks)))
-        y_new = _combine(y, h, _B, ks)
-        k7 = f(t + h, y_new)  # FSAL: the first stage of the next step
-        err = _combine(jax.tree.map(jnp.zeros_like, y), h, _E, [*ks, k7])
-        scale = jax.tree.map(
-            lambda a, b: atol_ + rtol_ * jnp.maximum(jnp.abs(a), jnp.abs(b)), y, y_new
-        )
-        return y_new, k7, _rms(jax.tree.map(jnp.divide, err, scale))
 
-    def cond(state: tuple) -> Array:
-        t, _, _, _, n_acc, n_rej, _, status = state
-        return (t != t1) & (n_acc + n_rej < max_steps) & (status == SUCCESS)
+def dopri5(f: VectorField, x0: PyTree, t0: ArrayLike, t1: ArrayLike, **kwargs: Any) -> ODESolution:
+    """Adaptive Dormand–Prince 5(4): :func:`adaptive` with ``method="dopri5"`` (same keywords)."""
+    return adaptive(f, x0, t0, t1, method="dopri5", **kwargs)
 
-    def body(state: tuple) -> tuple:
-        t, y, k1, h_abs, n_acc, n_rej, rejected_before, status = state
-        remaining = jnp.abs(t1 - t)
-        last = h_abs >= remaining
-        h = direction * jnp.where(last, remaining, h_abs)
-        y_new, k7, err = attempt(t, y, k1, h)
-        finite = jnp.isfinite(err)
-        accept = finite & (err <= 1.0)
-        err_safe = jnp.where(finite & (err > 0), err, 1.0)
-        factor = jnp.where(err > 0, safety * err_safe ** (-1.0 / 5.0), max_factor)
-        factor = jnp.clip(factor, min_factor, max_factor)
-        factor = jnp.where(finite, factor, min_factor)
-        factor = jnp.where(~accept | rejected_before, jnp.minimum(factor, 1.0), factor)
-        t_next = jnp.where(accept, jnp.where(last, t1, t + h), t)
-        h_next = jnp.abs(h) * factor
-        underflow = h_next <= tiny * jnp.maximum(jnp.abs(t_next), 1.0)
-        status = jnp.where(underflow & (t_next != t1), STEP_SIZE_TOO_SMALL, status)
-        pick = lambda a, b: jax.tree.map(lambda u, v: jnp.where(accept, u, v), a, b)
-        return (
-            t_next, pick(y_new, y), pick(k7, k1), h_next.astype(dtype),
-            n_acc + accept.astype(jnp.int32), n_rej + (~accept).astype(jnp.int32), ~accept,
-            status,
-        )
 
-    zero = jnp.zeros((), jnp.int32)
-    init = (t0, x0, f0, h_abs.astype(dtype), zero, zero, jnp.zeros((), bool),
-            jnp.asarray(SUCCESS, jnp.int32))
-    t, y, _, _, n_acc, n_rej, _, status = jax.lax.while_loop(cond, body, init)
-    status = jnp.where((status == SUCCESS) & (t != t1), MAX_STEPS_REACHED, status)
-    num_evals = (1 if first_step is not None else 2) + 6 * (n_acc + n_rej)
-    return ODESolution(y, t, n_acc, n_rej, num_evals, status)
+def tsit5(f: VectorField, x0: PyTree, t0: ArrayLike, t1: ArrayLike, **kwargs: Any) -> ODESolution:
+    """Adaptive Tsitouras 5(4): :func:`adaptive` with ``method="tsit5"`` (same keywords)."""
+    return adaptive(f, x0, t0, t1, method="tsit5", **kwargs)
 
 
 def solve(
@@ -381,13 +378,17 @@ def solve(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     max_steps: int = 4096,
+    adjoint: str = "recursive",
 ) -> PyTree:
-    """The state at ``t1``: ``euler`` or ``heun`` with ``num_steps`` uniform steps, or
-    ``dopri5`` with ``rtol``, ``atol`` and ``max_steps`` (its statistics are dropped: call
-    :func:`dopri5` for them)."""
+    """The state at ``t1``: ``euler`` or ``heun`` with ``num_steps`` uniform steps (reverse mode
+    through the ``lax.scan``), or ``dopri5`` / ``tsit5`` with ``rtol``, ``atol``, ``max_steps``
+    and ``adjoint`` (its statistics are dropped: call :func:`adaptive` for them)."""
     _check_method(method)
-    if method == "dopri5":
-        return dopri5(f, x0, t0, t1, rtol=rtol, atol=atol, max_steps=max_steps).y
+    if method in _SOLVERS:
+        return adaptive(
+            f, x0, t0, t1, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
+            adjoint=adjoint,
+        ).y
     num_steps = _check_steps(num_steps)
     x0 = _as_state(x0)
     ts = jnp.linspace(jnp.asarray(t0), jnp.asarray(t1), num_steps + 1, dtype=_time_dtype(x0))
@@ -447,7 +448,7 @@ class LogLikelihood(NamedTuple):
       divergence_integral: ``int_{t0}^{t1} div u(x_t, t) dt`` along the trajectory (exact or
         Hutchinson's estimate).
       latent: ``z = x_{t1}``, the end of the trajectory.
-      num_evals: vector-field evaluations of the solve (for dopri5; fixed-step counts otherwise).
+      num_evals: vector-field evaluations of the solve (adaptive: see :class:`ODESolution`).
       success: whether the solve reached ``t1``.
     """
 
@@ -500,6 +501,7 @@ def log_likelihood(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     max_steps: int = 4096,
+    adjoint: str = "recursive",
 ) -> LogLikelihood:
     """``log p_{t0}(x)`` of a batch through the ODE ``dx/dt = u(x, t)`` (FFJORD; Song et al. 2021).
 
@@ -534,8 +536,12 @@ def log_likelihood(
       key: PRNG key for the probes (required for Hutchinson's estimator).
       probe: ``"rademacher"`` (+-1, the lower variance) or ``"gaussian"``.
       num_probes: probes averaged per example.
-      solver: ``"dopri5"``, or ``"euler"`` / ``"heun"`` with ``num_steps`` steps.
-      rtol, atol, max_steps: dopri5's settings.
+      solver: ``"dopri5"`` or ``"tsit5"`` (adaptive, diffrax), or ``"euler"`` / ``"heun"`` with
+        ``num_steps`` steps.
+      rtol, atol, max_steps: the adaptive solver's settings.
+      adjoint: how reverse mode passes through an adaptive solve, ``"recursive"`` or
+        ``"backsolve"`` (see :func:`adaptive`); the result is differentiable with respect to
+        ``x`` and to whatever ``velocity_fn`` closes over (e.g. a network's params).
 
     Returns:
       A :class:`LogLikelihood` of per-example arrays.
@@ -547,6 +553,7 @@ def log_likelihood(
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; choose one of {', '.join(PROBES)}.")
     _check_method(solver)
+    _check_adjoint(adjoint)
     num_probes = _check_steps(num_probes, "num_probes")
     x = jnp.asarray(x)
     if x.ndim < 1 or not jnp.issubdtype(x.dtype, jnp.floating):
@@ -576,8 +583,9 @@ def log_likelihood(
             return u, div.astype(state[1].dtype)
 
         state0 = (xi, jnp.zeros((), xi.dtype))
-        if solver == "dopri5":
-            sol = dopri5(augmented, state0, t0, t1, rtol=rtol, atol=atol, max_steps=max_steps)
+        if solver in _SOLVERS:
+            sol = adaptive(augmented, state0, t0, t1, method=solver, rtol=rtol, atol=atol,
+                           max_steps=max_steps, adjoint=adjoint)
             (z, integral), evals, ok = sol.y, sol.num_evals, sol.success
         else:
             z, integral = solve(augmented, state0, t0, t1, method=solver, num_steps=num_steps)

@@ -196,3 +196,72 @@ def build_variational_task(config: ml_collections.ConfigDict, spec: DataSpec) ->
         return jnp.clip(jnp.floor(256.0 * y), 0.0, 255.0) / 255.0
 
     return Task(init, step, evaluate, sample, None)
+
+
+def build_ffjord_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
+    """The FFJORD :class:`Task` (``gen.flows.ffjord``): maximum likelihood with Hutchinson's
+    trace (one Rademacher probe per example and block, ``model.train_trace``), evaluation with
+    the exact trace for vectors of at most 16 dimensions and Hutchinson's unbiased estimate
+    otherwise (images), both at ``model.eval_rtol`` / ``model.eval_atol``.
+
+    Keys of ``config.model``: ``hidden``, ``num_blocks``, ``activation``, ``time``, ``solver``
+    (``gen.diffusion.ode.METHODS``), ``num_steps`` (fixed-step solvers), ``rtol``, ``atol``,
+    ``max_steps``, ``adjoint``, ``logit`` (images in [0, 1]: RealNVP's alpha, or 0 for none).
+    """
+    from gen.diffusion import ode
+    from gen.flows import ffjord
+
+    model = config.model
+    image = spec.kind == "image"
+    shape = tuple(spec.shape) if image else (spec.dim,)
+    solver = model.get("solver", "dopri5")
+    train_trace = model.get("train_trace", "hutchinson")
+    for key, value, allowed in (("solver", solver, ode.METHODS),
+                                ("train_trace", train_trace, ode.TRACE_METHODS),
+                                ("adjoint", model.get("adjoint", "recursive"), ode.ADJOINTS)):
+        if value not in allowed:
+            raise ConfigError(f"model.{key}={value!r} is not one of {list(allowed)}.")
+    logit = model.get("logit", 1e-6 if image else 0.0)
+    common = dict(num_blocks=model.get("num_blocks", 1), hidden=tuple(model.get("hidden", (64,))),
+                  activation=model.get("activation", None), logit=logit if logit else None,
+                  time=model.get("time", 1.0), solver=solver, num_steps=model.get("num_steps", 20),
+                  max_steps=model.get("max_steps", 1000), adjoint=model.get("adjoint", "recursive"))
+    train_model = ffjord.ffjord(shape, rtol=model.get("rtol", 1e-5), atol=model.get("atol", 1e-5),
+                                **common)
+    eval_model = ffjord.ffjord(shape, rtol=model.get("eval_rtol", 1e-5),
+                               atol=model.get("eval_atol", 1e-5), **common)
+    tx = make_optimizer(config.optim, config.num_steps)
+    ema = ema_from_config(config)
+    event = (lambda x: x) if image else (lambda x: x.reshape(x.shape[0], -1))
+
+    def log_probs(m: ffjord.FFJORD, params, x: jax.Array, key: jax.Array | None) -> jax.Array:
+        if key is None:
+            return jax.vmap(m.log_prob, in_axes=(None, 0))(params, x)
+        keys = jax.random.split(key, x.shape[0])
+        return jax.vmap(m.log_prob, in_axes=(None, 0, 0))(params, x, keys)
+
+    def init(key: jax.Array, batch: dict) -> TrainState:
+        k_params, k_run = jax.random.split(key)
+        return TrainState.create(train_model.init(k_params, event(batch["x"])[0]), tx, k_run,
+                                 ema=ema)
+
+    def step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
+        x = event(batch["x"])
+        trace_key = key if train_trace == "hutchinson" else None
+        loss, grads = jax.value_and_grad(
+            lambda p: -jnp.mean(log_probs(train_model, p, x, trace_key)))(state.params)
+        return update_ema(apply_gradients(state, grads, tx), ema), {"loss": loss}
+
+    def evaluate(params, batch: dict, key: jax.Array) -> dict[str, jax.Array]:
+        exact = spec.dim <= 16
+        return {"nll": -log_probs(eval_model, params, event(batch["x"]), None if exact else key)}
+
+    def sample(params, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
+        del labels
+        x = jax.vmap(eval_model.sample, in_axes=(None, 0))(params, jax.random.split(key, num))
+        return x.reshape(num, *spec.shape)
+
+    def log_prob(params, x: jax.Array) -> jax.Array:
+        return log_probs(eval_model, params, event(x), None)
+
+    return Task(init, step, evaluate, sample, None if image else log_prob)
