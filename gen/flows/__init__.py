@@ -23,6 +23,15 @@ from gen.flows.bijector import (
     invert,
     scan,
 )
+from gen.flows.continuous import (
+    CNF,
+    FFJORD,
+    ConcatConvNet,
+    ConcatSquashDense,
+    ConcatSquashMLP,
+    cnf,
+    ffjord,
+)
 from gen.flows.coupling import masked_coupling, split_coupling
 from gen.flows.dequantization import (
     Dequantizer,
@@ -69,9 +78,14 @@ from gen.flows.transformers import (
 )
 
 __all__ = [
+    "CNF",
+    "FFJORD",
     "TRANSFORMERS",
     "ActNormParams",
     "Bijector",
+    "ConcatConvNet",
+    "ConcatSquashDense",
+    "ConcatSquashMLP",
     "Dequantizer",
     "Distribution",
     "Flow",
@@ -91,8 +105,10 @@ __all__ = [
     "check_event",
     "checkerboard_coupling",
     "class_conditional",
+    "cnf",
     "conv1x1",
     "diag_normal",
+    "ffjord",
     "get_transformer",
     "glow",
     "glow_affine_transformer",

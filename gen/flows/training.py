@@ -199,7 +199,7 @@ def build_variational_task(config: ml_collections.ConfigDict, spec: DataSpec) ->
 
 
 def build_ffjord_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
-    """The FFJORD :class:`Task` (``gen.flows.ffjord``): maximum likelihood with Hutchinson's
+    """The FFJORD :class:`Task` (``gen.flows.continuous``): maximum likelihood with Hutchinson's
     trace (one Rademacher probe per example and block, ``model.train_trace``), evaluation with
     the exact trace for vectors of at most 16 dimensions and Hutchinson's unbiased estimate
     otherwise (images), both at ``model.eval_rtol`` / ``model.eval_atol``.
@@ -209,7 +209,7 @@ def build_ffjord_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task
     ``max_steps``, ``adjoint``, ``logit`` (images in [0, 1]: RealNVP's alpha, or 0 for none).
     """
     from gen.diffusion import ode
-    from gen.flows import ffjord
+    from gen.flows import continuous as ffjord
 
     model = config.model
     image = spec.kind == "image"

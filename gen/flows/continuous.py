@@ -1,4 +1,4 @@
-"""FFJORD (Grathwohl et al. 2019): continuous normalizing flows solved with diffrax.
+"""Continuous normalizing flows (FFJORD, Grathwohl et al. 2019), solved with diffrax.
 
 A CNF block moves an event along ``dz/dt = f(z, t; theta)`` for ``t`` in ``[0, T]``, **data at
 t = 0 and latent at t = T** (as in ``gen.diffusion.ode``). By the instantaneous change of
@@ -23,8 +23,8 @@ reverse mode by diffrax's adjoints) or fixed-step (euler / heun, a ``lax.scan``)
 Example::
 
     >>> import jax, jax.numpy as jnp
-    >>> from gen.flows import ffjord
-    >>> model = ffjord.ffjord((2,), hidden=(16, 16), solver="heun", num_steps=8)
+    >>> from gen import flows
+    >>> model = flows.ffjord((2,), hidden=(16, 16), solver="heun", num_steps=8)
     >>> params = model.init(jax.random.key(0), jnp.zeros(2))
     >>> x = model.sample(params, jax.random.key(1))
     >>> float(model.log_prob(params, x)) < 0

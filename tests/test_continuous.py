@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gen.flows import ffjord
+from gen.flows import continuous as ffjord
 
 SMALL = dict(hidden=(8, 8), solver="heun", num_steps=4)
 
