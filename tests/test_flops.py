@@ -17,7 +17,7 @@ from gen.nn.flops import Flops, count_flops, unet_flops
 
 DN = ("NHWC", "HWIO", "NHWC")
 B, H, W, CI, CO = 2, 8, 6, 4, 5
-TINY = dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(2,), num_groups=4)
+TINY = dict(ch=16, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(2,), num_groups=4)
 IMAGE = (4, 4, 3)
 
 
