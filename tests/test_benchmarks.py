@@ -13,8 +13,13 @@ def test_gpu_item_measures_throughput_and_mfu_at_a_tiny_size():
     r = diffusion.measure_gpu(repeats=2, batch=2, peak_n=128, unet=unet)
     assert r["train_flops"] > 0 and r["peak_flops"] > 0 and r["images_per_s"] > 0
     assert math.isfinite(r["mfu"]) and r["mfu"] > 0
+    # MFU is from the analytic count; on CPU, XLA counts the same convs and matmuls plus the
+    # elementwise ops (on GPU it would miss the cuDNN convolutions).
+    assert r["mfu"] == pytest.approx(r["train_flops"] / r["train_s"] / r["peak_flops"])
+    assert 0.8 * r["xla_train_flops"] < r["train_flops"] < r["xla_train_flops"]
     text = diffusion.gpu_table(r)
     assert "MFU" in text and "batch 2" in text and "128^3" in text
+    assert "analytic" in text and "XLA's GFLOP/image" in text and "cuDNN" in text
     assert "skipped" in diffusion.gpu_table(None)
 
 

@@ -1,5 +1,5 @@
 """Shared Flax Linen networks: MLP, MADE, conv ResNet, conv encoder/decoder, UNet, denoisers,
-embeddings, attention.
+embeddings, attention; analytic FLOP counts (``count_flops``, ``unet_flops``).
 
 Outside the module definitions, code sees only ``apply(params, ...)`` over explicit params.
 """
@@ -8,6 +8,7 @@ from gen.nn.attention import AttentionBlock
 from gen.nn.autoencoder import ConvDecoder, ConvEncoder
 from gen.nn.denoiser import MLPDenoiser
 from gen.nn.embeddings import fourier_features, timestep_embedding
+from gen.nn.flops import Flops, UNetFlops, count_flops, unet_flops
 from gen.nn.made import MADE
 from gen.nn.mlp import MLP
 from gen.nn.resnet import ConvResNet
@@ -20,11 +21,15 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "ConvResNet",
+    "Flops",
     "MLPDenoiser",
     "ResBlock",
     "UNet",
+    "UNetFlops",
     "cifar10_config",
+    "count_flops",
     "count_params",
     "fourier_features",
     "timestep_embedding",
+    "unet_flops",
 ]
