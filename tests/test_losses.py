@@ -482,3 +482,131 @@ def test_vdm_variance_gradient_for_the_schedule():
     for a, b in zip(jax.tree.leaves(g_net) + jax.tree.leaves(g_sched),
                     jax.tree.leaves(direct) + jax.tree.leaves(squared), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 16: learned-range variance and the hybrid loss (Improved DDPM)
+# ----------------------------------------------------------------------------------------------
+
+
+def toy2_params(dim, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"w": rng.normal(size=(dim, 2 * dim)) / math.sqrt(dim), "u": rng.normal(size=2 * dim)}
+
+
+def toy2_apply(params, x_t, t_input, xp=jnp):
+    """A 2C toy network on (B, H, W) data with W channels: prediction, then v, on the last axis."""
+    return xp.tanh(x_t @ params["w"] + xp.tanh(t_input / 1000.0)[:, None, None] * params["u"])
+
+
+@pytest.mark.parametrize("param", ["eps", "v"])
+def test_hybrid_loss_matches_numpy_in_float64(param):
+    """L_simple + lambda T L_i / (D log 2) from Ho's posterior formulas and iDDPM's eq. 15, for
+    the decoder (i = 0) and KL steps."""
+    num, lam_w = 1000, 0.001
+    betas, abar, post_var, coef1, coef2 = np_ddpm(num)
+    rng = np.random.default_rng(5)
+    steps = np.array([0, 1, 7, 500, 999])
+    b, shape = steps.size, (steps.size, 2, 3)
+    x0 = np.round((rng.uniform(-1, 1, size=shape) + 1) * 127.5) / 127.5 - 1
+    eps = rng.normal(size=shape)
+    p64 = toy2_params(3, seed=6)
+    p32 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p64)
+    loss = losses.hybrid_loss(toy2_apply, schedules.ddpm_linear(), num, parameterization=param,
+                              target=param, vlb_weight=lam_w, return_terms=True)
+    got = jax.jit(loss)(p32, x0.astype(np.float32), None, timestep=steps,
+                        eps=eps.astype(np.float32))
+    want_total, want_simple, want_vlb = np.zeros(b), np.zeros(b), np.zeros(b)
+    for n, i in enumerate(steps):
+        a, s = math.sqrt(abar[i]), math.sqrt(1 - abar[i])
+        x_t = a * x0[n] + s * eps[n]
+        out = toy2_apply(p64, x_t[None], np.array([i + 1.0]), np)[0]
+        pred, frac = out[..., :3], (out[..., 3:] + 1) / 2
+        x0_hat = (x_t - s * pred) / a if param == "eps" else a * x_t - s * pred
+        true = eps[n] if param == "eps" else a * eps[n] - s * x0[n]
+        want_simple[n] = np.mean((true - pred) ** 2)
+        if i == 0:
+            logvar = frac * np.log(betas[0]) + (1 - frac) * np.log(post_var[1])
+            term = -np_discretized_logp(x0[n], x0_hat, np.exp(0.5 * logvar)).sum()
+        else:
+            logvar = frac * np.log(betas[i]) + (1 - frac) * np.log(post_var[i])
+            mq = coef1[i] * x0[n] + coef2[i] * x_t
+            mp = coef1[i] * x0_hat + coef2[i] * x_t
+            term = np_gaussian_kl(mq, post_var[i], mp, np.exp(logvar)).sum()
+        want_vlb[n] = num * term / (6 * math.log(2))
+        want_total[n] = want_simple[n] + lam_w * want_vlb[n]
+    np.testing.assert_allclose(got["simple"], want_simple, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got["vlb"], want_vlb, rtol=5e-4, err_msg=param)
+    np.testing.assert_allclose(got["total"], want_total, rtol=5e-4, err_msg=param)
+
+
+def test_hybrid_vlb_term_trains_only_the_variance():
+    """The stop-gradient on the mean: d L_vlb / d(mean output) = 0 and d L_simple / dv = 0,
+    while the plain learned-range VLB (no stop-gradient) does move the mean."""
+    num, shape = 50, (4, 3)
+    sched = schedules.ddpm_linear(num_steps=num)
+    rng = np.random.default_rng(1)
+    x0 = jnp.asarray(np.round((rng.uniform(-1, 1, size=shape) + 1) * 127.5) / 127.5 - 1,
+                     jnp.float32)
+    eps, steps = jnp.asarray(rng.normal(size=shape), jnp.float32), jnp.array([0, 1, 20, 49])
+    params = {"mean": jnp.asarray(rng.normal(size=shape), jnp.float32),
+              "v": jnp.asarray(rng.uniform(-1, 1, size=shape), jnp.float32)}
+
+    def apply(p, x_t, t_input):  # the outputs are the params themselves
+        return jnp.concatenate([p["mean"], p["v"]], axis=-1) + 0.0 * x_t.sum()
+
+    hybrid = losses.hybrid_loss(apply, sched, num, decoder="gaussian", return_terms=True)
+    vlb_only = losses.discrete_vlb_loss(apply, sched, num, variance="learned_range",
+                                        decoder="gaussian")
+
+    def sums(q):
+        terms = hybrid(q, x0, None, timestep=steps, eps=eps)
+        plain = vlb_only(q, x0, None, timestep=steps, eps=eps)
+        return jnp.stack([terms["vlb"].sum(), terms["simple"].sum(), plain.sum()])
+
+    g = jax.jit(jax.jacrev(sums))(params)
+    g_vlb, g_simple, g_plain = ({k: g[k][n] for k in g} for n in range(3))
+    np.testing.assert_array_equal(g_vlb["mean"], 0.0)
+    np.testing.assert_array_equal(g_simple["v"], 0.0)
+    assert np.all(np.abs(g_vlb["v"]) > 0) and np.all(np.abs(g_simple["mean"]) > 0)
+    assert np.all(np.abs(g_plain["mean"]) > 0)
+
+
+def test_learned_range_ends_are_the_fixed_variances():
+    """v = -1 is the small variance (beta_tilde), v = +1 the large one (beta), for every KL
+    step; at timestep 0, v = -1 is the discretized decoder with beta_tilde_1."""
+    num, sched = 1000, schedules.ddpm_linear()
+    rng = np.random.default_rng(8)
+    x0 = jnp.asarray(np.round((rng.uniform(-1, 1, size=(4, 3)) + 1) * 127.5) / 127.5 - 1,
+                     jnp.float32)
+    x0_hat = x0 + 0.03 * jnp.asarray(rng.normal(size=x0.shape), jnp.float32)
+    steps = jnp.array([0, 3, 400, 999])
+
+    @jax.jit
+    def terms(v):
+        return [losses.discrete_vlb_terms(sched, num, x0, x0_hat, steps, variance=k, v=v)
+                for k in ("learned_range",)] + [
+            losses.discrete_vlb_terms(sched, num, x0, x0_hat, steps, variance=k)
+            for k in ("small", "large")]
+
+    low, small, large = terms(-jnp.ones_like(x0))
+    high = terms(jnp.ones_like(x0))[0]
+    np.testing.assert_allclose(low, small, rtol=1e-5)
+    np.testing.assert_allclose(high[1:], large[1:], rtol=1e-5, atol=1e-9)  # tiny KLs
+
+
+def test_learned_range_bad_input():
+    sched, x0 = schedules.ddpm_linear(num_steps=10), jnp.zeros((2, 3))
+    steps = jnp.array([0, 1])
+    with pytest.raises(ValueError, match="needs the model's v"):
+        losses.discrete_vlb_terms(sched, 10, x0, x0, steps, variance="learned_range")
+    with pytest.raises(ValueError, match="variance='learned_range'"):
+        losses.discrete_vlb_terms(sched, 10, x0, x0, steps, v=x0)
+    with pytest.raises(ValueError, match="decoder_variance does not apply"):
+        losses.discrete_vlb(toy_apply, sched, 10, variance="learned_range",
+                            decoder_variance="marginal")
+    with pytest.raises(ValueError, match="vlb_weight"):
+        losses.hybrid_loss(toy_apply, sched, 10, vlb_weight=-1.0)
+    with pytest.raises(ValueError, match="2C channels"):
+        jax.eval_shape(lambda p: losses.hybrid_loss(toy_apply, sched, 10)(
+            p, x0, None, timestep=steps, eps=x0), toy_params(3))

@@ -435,3 +435,31 @@ def test_edm_vp_denoiser_maps_vp_to_ve():
     x = y + sigma_edm[:, None] * eps  # = x_t / alpha
     want = c_skip * x + c_out * np_toy_apply(params, c_in * x, c_noise[:, 0])
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 16: learned-range variance helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def test_learned_range_helpers_match_numpy():
+    """``step_log_variances``: beta = 1 - abar_t / abar_s and beta_tilde = beta (1 - abar_s) /
+    (1 - abar_t); ``learned_range_logvar``: eq. 15 of Improved DDPM; ``split_variance``."""
+    lam_t, lam_s = np.array([-3.0, 0.5, 4.0]), np.array([-2.0, 2.5, 9.0])
+    abar_t, abar_s = 1 / (1 + np.exp(-lam_t)), 1 / (1 + np.exp(-lam_s))
+    beta = 1 - abar_t / abar_s
+    beta_tilde = beta * (1 - abar_s) / (1 - abar_t)
+    log_beta, log_beta_tilde = process.step_log_variances(lam_t, lam_s)
+    np.testing.assert_allclose(log_beta, np.log(beta), rtol=1e-5)
+    np.testing.assert_allclose(log_beta_tilde, np.log(beta_tilde), rtol=1e-5)
+    v = np.array([-1.0, 0.2, 1.0])
+    want = (v + 1) / 2 * np.log(beta) + (1 - v) / 2 * np.log(beta_tilde)
+    np.testing.assert_allclose(process.learned_range_logvar(v, log_beta, log_beta_tilde), want,
+                               rtol=1e-5)
+    x = np.zeros((2, 4, 3))
+    out = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)
+    pred, v = process.split_variance(out, x)
+    np.testing.assert_array_equal(pred, out[..., :3])
+    np.testing.assert_array_equal(v, out[..., 3:])
+    with pytest.raises(ValueError, match="2C channels"):
+        process.split_variance(out[..., :5], x)

@@ -850,3 +850,116 @@ def test_karras_times_match_diffusers(name):
                                    rtol=1e-5, atol=2e-3)
     ours = samplers.get_sampler(name)(net, "eps", schedules.ddpm_linear(), x, ts)
     _check(ours, sample)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 16: learned-range variance (Improved DDPM), a denoiser with 2C output channels
+# ----------------------------------------------------------------------------------------------
+
+
+def toy_v(x, t, xp=jnp):
+    """The variance part of a 2C toy model: v in (-1, 1), elementwise in x."""
+    t = t.reshape((-1,) + (1,) * (x.ndim - 1))
+    return xp.tanh(1.3 * x - 2.0 * t + 0.2)
+
+
+def toy2(x, t, xp=jnp):
+    """A learned-variance toy: the prediction, then v, on the last axis."""
+    return xp.concatenate([toy(x, t, xp), toy_v(x, t, xp)], axis=-1)
+
+
+def ref_ddpm_learned(x, ts, lam, param, z):
+    """Ancestral sampling with iDDPM's eq. 15, the variance mixed in log space."""
+    x = x.copy()
+    for i in range(len(ts) - 1):
+        ab_t = 1 / (1 + np.exp(-lam[i]))
+        ab_s = 1.0 if np.isinf(lam[i + 1]) else 1 / (1 + np.exp(-lam[i + 1]))
+        t = np.full(len(x), ts[i])
+        x0, _ = np_x0_eps(toy(x, t, np), x, math.sqrt(ab_t), math.sqrt(1 - ab_t), param)
+        frac = (toy_v(x, t, np) + 1) / 2
+        beta = 1 - ab_t / ab_s
+        beta_tilde = max((1 - ab_s) / (1 - ab_t) * beta, 1e-20)
+        mean = (
+            math.sqrt(ab_s) * beta / (1 - ab_t) * x0
+            + math.sqrt(1 - beta) * (1 - ab_s) / (1 - ab_t) * x
+        )
+        logvar = frac * math.log(beta) + (1 - frac) * math.log(beta_tilde)
+        x = mean + (np.exp(0.5 * logvar) * z[i] if ts[i + 1] > 0 else 0.0)
+    return x
+
+
+@pytest.mark.parametrize(
+    ("param", "spacing"), [("eps", timesteps.leading), ("v", timesteps.trailing)]
+)
+def test_ddpm_learned_range_matches_numpy(param, spacing):
+    sched, n, key = schedules.ddpm_linear(), 6, jax.random.key(5)
+    ts = samplers.times_from_timesteps(spacing(T, n), T)
+    x = x_start(4)
+    with jax.enable_x64(True):
+        z = noises(key, n, SHAPE, jnp.float64)
+    want = ref_ddpm_learned(x, ts, lam64(sched, ts), param, z)
+    got = run64(samplers.ddpm, toy2, param, sched, x, ts, key=key, variance="learned_range")
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_learned_variance_denoisers_are_refused_or_split_by_mean_only():
+    sched, ts, key, x = schedules.ddpm_linear(), discrete_grid(3), jax.random.key(0), x_start()
+    for name in ("ddim", "dpmpp_2m", "euler", "ddpm"):
+        with pytest.raises(ValueError, match="mean_only"):
+            samplers.get_sampler(name)(toy2, "eps", sched, x, ts, key=key)
+    with pytest.raises(ValueError, match="2C channels"):
+        samplers.ddpm(toy, "eps", sched, x, ts, key=key, variance="learned_range")
+    with pytest.raises(ValueError, match="learned_range"):
+        samplers.ddpm(toy, "eps", sched, x, ts, key=key, variance="learned")
+    with pytest.raises(ValueError, match="mean_only: expected a 2C"):
+        samplers.ddim(samplers.mean_only(toy), "eps", sched, x, ts)
+    got = samplers.ddim(samplers.mean_only(toy2), "eps", sched, x, ts)
+    want = samplers.ddim(toy, "eps", sched, x, ts)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    cond = samplers.mean_only(samplers.class_conditional(lambda x, t, y: toy2(x, t)))
+    assert isinstance(cond, samplers.ClassConditional)
+
+
+def test_guidance_of_a_learned_variance_guides_the_prediction_only():
+    def net(x, t, labels):
+        shift = 0.1 * labels[:, None].astype(x.dtype)
+        return jnp.concatenate([0.3 * x + shift, 0.5 * jnp.tanh(x) - shift], axis=-1)
+
+    x, t, labels, w = jnp.asarray(x_start(9), jnp.float32), jnp.full((3,), 0.4), jnp.arange(3), 3.0
+    guided = samplers.guided(samplers.class_conditional(net), w, 7, learned_variance=True)
+    out = np.asarray(samplers.with_labels(guided, labels)(x, t))
+    pc, pu = np.asarray(net(x, t, labels)), np.asarray(net(x, t, jnp.full(3, 7)))
+    np.testing.assert_allclose(out[:, :5], pu[:, :5] + w * (pc[:, :5] - pu[:, :5]), rtol=1e-6)
+    np.testing.assert_array_equal(out[:, 5:], pc[:, 5:])
+
+
+def test_ddpm_learned_range_matches_diffusers(monkeypatch):
+    """diffusers splits its NCHW output on dim 1; ours is channels last (NHWC, split on the last
+    axis). The toy is elementwise, so the two layouts see the same numbers, transposed."""
+    torch, diffusers = _diffusers()
+    sch = diffusers.DDPMScheduler(clip_sample=False, variance_type="learned_range", **LINEAR)
+    sch.set_timesteps(8)
+    key, x_nchw = jax.random.key(2), (1.5 * x_start(11, SHAPE4)).astype(np.float32)
+    nhwc = (0, 2, 3, 1)
+    x = x_nchw.transpose(nhwc)
+    noise = noises(key, 8, x.shape, jnp.float32)
+    feed = _NoiseFeed(torch, [z.transpose(0, 3, 1, 2) for z in noise])
+    monkeypatch.setattr(diffusers.schedulers.scheduling_ddpm, "randn_tensor", feed)
+
+    def model(sample, timestep):
+        s = float(timestep) / T
+        eps = torch.tanh(sample) * (0.5 + 0.4 * s) + 0.1 * sample * s - 0.05
+        return torch.cat([eps, torch.tanh(1.3 * sample - 2.0 * s + 0.2)], dim=1)
+
+    sample = torch.from_numpy(x_nchw)
+    for t in sch.timesteps:
+        sample = sch.step(model(sample, t), t, sample).prev_sample
+    assert feed.calls == 7
+    ts = samplers.times_from_timesteps(sch.timesteps.numpy(), T)
+    ours = samplers.ddpm(
+        lambda x, t: toy2(x, (t * T - 1.0) / T), "eps", schedules.ddpm_linear(), x, ts, key=key,
+        variance="learned_range",
+    )
+    theirs = sample.numpy().transpose(nhwc)
+    print("max |ours - diffusers|:", np.abs(np.asarray(ours) - theirs).max())
+    np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-5, atol=1e-5)

@@ -50,6 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_train_steps = 1000
     config.model.parameterization = "eps"
     config.model.target = "eps"
+    config.model.variance = "fixed"  # or "learned_range" (Improved DDPM, hybrid loss)
+    config.model.vlb_weight = 0.001  # lambda of L_hybrid, with learned_range only
     config.model.class_conditional = False
     config.model.guidance = False
 

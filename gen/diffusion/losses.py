@@ -15,10 +15,18 @@ before ``t`` and ``d = lambda_t - lambda_s < 0``:
 - ``beta_t = sigma_t^2 (1 - e^d)``, ``beta_tilde_t = sigma_s^2 (1 - e^d)`` (the posterior
   variance of ``q(x_s | x_t, x0)``), and the posterior mean is
   ``mu = alpha_s (1 - e^d) x0 + (alpha_t / alpha_s) (sigma_s^2 / sigma_t^2) x_t``;
-- the model ``p(x_s | x_t)`` is the same Gaussian with ``x0_hat`` in place of x0 and a fixed
-  variance: ``beta_tilde_t`` ("small") or ``beta_t`` ("large");
+- the model ``p(x_s | x_t)`` is the same Gaussian with ``x0_hat`` in place of x0, and a fixed
+  variance ``beta_tilde_t`` ("small") or ``beta_t`` ("large"), or a learned one (below);
 - ``L = L_prior + sum_{i=1}^{T-1} KL(q(x_{i-1} | x_i, x0) || p(x_{i-1} | x_i)) + L_0``, with
   ``L_prior = KL(q(x_{T-1} | x0) || N(0, I))`` and the decoder ``L_0 = -log p(x0 | x_0)``.
+
+**Learned range** (Nichol & Dhariwal 2021, eq. 15; ``variance="learned_range"``): the network
+returns 2C channels on the last axis, its prediction and ``v``
+(:func:`gen.diffusion.process.split_variance`), and the reverse variance is elementwise
+``log Sigma = f log beta_t + (1 - f) log beta_tilde_t``, ``f = (v + 1) / 2``. The decoder's
+variance at timestep 0 is the same mix of ``beta_0 = sigma_0^2`` and ``beta_tilde_1``
+(improved-diffusion's clipped posterior variance). :func:`hybrid_loss` trains such a model with
+``L_simple + lambda L_vlb``.
 
 With the small variance each KL is ``(SNR_s - SNR_t) / 2 ||x0 - x0_hat||^2``, as in VDM's
 discrete-time loss.
@@ -61,7 +69,12 @@ import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
 from gen.diffusion import process, schedules
-from gen.diffusion.parameterization import check_parameterization, convert, to_x0_eps
+from gen.diffusion.parameterization import (
+    check_parameterization,
+    convert,
+    from_x0_eps,
+    to_x0_eps,
+)
 from gen.diffusion.process import (
     Apply,
     LossFn,
@@ -72,9 +85,14 @@ from gen.diffusion.process import (
     _check_like,
     _check_per_example,
     _f32,
+    _log1mexp,
     _need_key,
+    _reduce,
     call_network,
+    call_network_with_variance,
     coefficients,
+    learned_range_logvar,
+    step_log_variances,
 )
 from gen.diffusion.schedules import LearnedSchedule, Schedule
 
@@ -88,13 +106,14 @@ __all__ = [
     "discretized_gaussian_log_likelihood",
     "gaussian_kl",
     "gaussian_log_likelihood",
+    "hybrid_loss",
     "prior_kl",
     "vdm_discretized_log_likelihood",
     "vdm_loss",
     "vdm_value_and_grads",
 ]
 
-VARIANCES = ("small", "large")
+VARIANCES = ("small", "large", "learned_range")
 DECODERS = ("discretized", "gaussian")
 DECODER_VARIANCES = ("posterior", "marginal")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -104,16 +123,6 @@ _HALF_BIN = 1.0 / 255.0  # 8-bit data at 2k/255 - 1: bins of width 2/255
 # ----------------------------------------------------------------------------------------------
 # Gaussian building blocks (elementwise)
 # ----------------------------------------------------------------------------------------------
-
-
-def _log1mexp(x: Array) -> Array:
-    """``log(1 - exp(x))`` for ``x < 0`` (Maechler 2012), NaN-free in values and gradients;
-    x is clamped below 0 (``x = 0`` would be ``-inf``)."""
-    x = jnp.minimum(x, -jnp.finfo(x.dtype).tiny)
-    near = x > -math.log(2.0)
-    a = jnp.log(-jnp.expm1(jnp.where(near, x, -1.0)))
-    b = jnp.log1p(-jnp.exp(jnp.where(near, -1.0, x)))
-    return jnp.where(near, a, b)
 
 
 def _log_diff_exp(a: Array, b: Array) -> Array:
@@ -216,17 +225,38 @@ def _check_vlb_options(
         raise ValueError(f"the discrete VLB needs num_steps >= 2, got {num_steps}.")
     _check_choice(variance, VARIANCES, "reverse variance")
     _check_choice(decoder, DECODERS, "decoder")
+    if variance == "learned_range" and decoder_variance is not None:
+        raise ValueError("decoder_variance does not apply to variance='learned_range' (the "
+                         "decoder's variance is learned too); leave it None.")
     if decoder_variance is None:
         decoder_variance = "posterior" if decoder == "discretized" else "marginal"
     _check_choice(decoder_variance, DECODER_VARIANCES, "decoder variance")
     return num_steps, decoder_variance
 
 
-def _decoder_logvar(schedule: Schedule, num_steps: int, decoder_variance: str) -> Array:
+def _decoder_logvar(
+    schedule: Schedule, num_steps: int, decoder_variance: str, v: Array | None = None
+) -> Array:
     lam = schedule(jnp.asarray([1.0, 2.0], jnp.float32) / num_steps)  # timesteps 0 and 1
+    log_beta_tilde_1 = jax.nn.log_sigmoid(-lam[0]) + _log1mexp(lam[1] - lam[0])
+    if v is not None:  # learned range between beta_0 = sigma_0^2 and beta_tilde_1 (iDDPM)
+        return learned_range_logvar(v, jax.nn.log_sigmoid(-lam[0]), log_beta_tilde_1)
     if decoder_variance == "marginal":
         return -lam[0]  # sigma_0^2 / alpha_0^2
-    return jax.nn.log_sigmoid(-lam[0]) + _log1mexp(lam[1] - lam[0])  # beta_tilde_1
+    return log_beta_tilde_1
+
+
+def _check_v(v: ArrayLike | None, x0: Array, variance: str) -> Array | None:
+    if variance != "learned_range":
+        if v is not None:
+            raise ValueError(f"v (a learned variance) given, but variance={variance!r}; use "
+                             "variance='learned_range'.")
+        return None
+    if v is None:
+        raise ValueError("variance='learned_range' needs the model's v, shaped like x0.")
+    v = _f32(v)
+    _check_like(v, x0, "v")
+    return v
 
 
 def discrete_vlb_terms(
@@ -239,40 +269,50 @@ def discrete_vlb_terms(
     variance: str = "small",
     decoder: str = "discretized",
     decoder_variance: str | None = None,
+    v: ArrayLike | None = None,
 ) -> Array:
     """The VLB term of each example's timestep, in nats ``(B,)``, given the model's ``x0_hat``.
 
     ``timestep = 0``: the decoder NLL ``-log p(x0 | x_0)``; ``timestep = i >= 1``:
     ``KL(q(x_{i-1} | x_i, x0) || p(x_{i-1} | x_i))``. Only ``x0 - x0_hat`` matters: the
-    ``x_t`` parts of the two means are equal. See the module docstring for the math.
+    ``x_t`` parts of the two means are equal. With ``variance="learned_range"``, ``v`` (like
+    x0) is the model's variance output (module docstring). See the module docstring for the math.
     """
     num_steps, decoder_variance = _check_vlb_options(num_steps, variance, decoder, decoder_variance)
     x0, x0_hat = _f32(x0), _f32(x0_hat)
     batch = _check_batch(x0)
     _check_like(x0_hat, x0, "x0_hat")
+    v = _check_v(v, x0, variance)
     timestep = jnp.asarray(timestep)
     _check_per_example(timestep, batch, "timestep")
-    kl = _reverse_kl(schedule, num_steps, x0, x0_hat, timestep, variance)
-    recon = _decoder_nll(schedule, num_steps, x0, x0_hat, decoder, decoder_variance)
+    kl = _reverse_kl(schedule, num_steps, x0, x0_hat, timestep, variance, v)
+    recon = _decoder_nll(schedule, num_steps, x0, x0_hat, decoder, decoder_variance, v)
     return jnp.where(timestep == 0, recon, kl)
 
 
 def _reverse_kl(
-    schedule: Schedule, num_steps: int, x0: Array, x0_hat: Array, timestep: Array, variance: str
+    schedule: Schedule,
+    num_steps: int,
+    x0: Array,
+    x0_hat: Array,
+    timestep: Array,
+    variance: str,
+    v: Array | None = None,
 ) -> Array:
     """``KL(q(x_{i-1} | x_i, x0) || p(x_{i-1} | x_i))`` per example, for timesteps i >= 1."""
     i = timestep.astype(jnp.float32)
     lam_t = schedule((i + 1.0) / num_steps)
     lam_s = schedule(i / num_steps)  # the step before (arbitrary at i = 0, where it is unused)
-    l1m = _log1mexp(lam_t - lam_s)  # log(1 - e^d)
-    log_beta_tilde = jax.nn.log_sigmoid(-lam_s) + l1m
-    log_beta = jax.nn.log_sigmoid(-lam_t) + l1m
-    log_coef_sq = jax.nn.log_sigmoid(lam_s) + 2.0 * l1m  # (alpha_s (1 - e^d))^2
-    logvar_p = log_beta_tilde if variance == "small" else log_beta
+    lam_t, lam_s = process._expand(lam_t, x0.ndim), process._expand(lam_s, x0.ndim)
+    log_beta, log_beta_tilde = step_log_variances(lam_t, lam_s)
+    log_coef_sq = jax.nn.log_sigmoid(lam_s) + 2.0 * _log1mexp(lam_t - lam_s)  # (alpha_s(1-e^d))^2
+    if variance == "learned_range":
+        logvar_p = learned_range_logvar(v, log_beta, log_beta_tilde)
+    else:
+        logvar_p = log_beta_tilde if variance == "small" else log_beta
     u = log_beta_tilde - logvar_p
-    sq = _sum_event(jnp.square(x0 - x0_hat))
-    dim = math.prod(x0.shape[1:])
-    return 0.5 * (dim * (jnp.expm1(u) - u) + jnp.exp(log_coef_sq - logvar_p) * sq)
+    sq = jnp.square(x0 - x0_hat)
+    return 0.5 * _sum_event(jnp.expm1(u) - u + jnp.exp(log_coef_sq - logvar_p) * sq)
 
 
 def _decoder_nll(
@@ -282,9 +322,10 @@ def _decoder_nll(
     x0_hat: Array,
     decoder: str,
     decoder_variance: str,
+    v: Array | None = None,
 ) -> Array:
-    """``-log p(x0 | x_0)`` per example, with the model's ``x0_hat`` at timestep 0."""
-    logvar_d = _decoder_logvar(schedule, num_steps, decoder_variance)
+    """``-log p(x0 | x_0)`` per example, with the model's ``x0_hat`` (and ``v``) at timestep 0."""
+    logvar_d = _decoder_logvar(schedule, num_steps, decoder_variance, v)
     if decoder == "discretized":
         ll = discretized_gaussian_log_likelihood(x0, x0_hat, 0.5 * logvar_d)
     else:
@@ -292,7 +333,7 @@ def _decoder_nll(
     return -_sum_event(ll)
 
 
-def _x0_hat_at(
+def _model_at(
     apply: Apply,
     params: Params,
     schedule: Schedule,
@@ -304,13 +345,43 @@ def _x0_hat_at(
     noise_input: NoiseInput,
     clip_x0: bool,
     apply_kwargs: dict[str, Any],
-) -> Array:
+    learned: bool = False,
+    stop_mean: bool = False,
+) -> tuple[Array, Array | None, Array]:
+    """``(x0_hat, v, pred)`` of the network at ``x_t = alpha x0 + sigma eps``; v is None unless
+    ``learned``. ``stop_mean``: x0_hat gets no gradient (iDDPM's frozen mean for L_vlb); the
+    returned raw ``pred`` keeps its gradient."""
     c = coefficients(schedule, t, x0.ndim)
     x_t = c.alpha * x0 + c.sigma * eps
     t_input = noise_input(t, schedule(t))
-    pred = call_network(apply, params, x_t, t_input, labels, **apply_kwargs)
-    x0_hat = to_x0_eps(pred, x_t, c, parameterization)[0]
-    return jnp.clip(x0_hat, -1.0, 1.0) if clip_x0 else x0_hat
+    if learned:
+        pred, v = call_network_with_variance(apply, params, x_t, t_input, labels, **apply_kwargs)
+    else:
+        pred, v = call_network(apply, params, x_t, t_input, labels, **apply_kwargs), None
+    mean_pred = jax.lax.stop_gradient(pred) if stop_mean else pred
+    x0_hat = to_x0_eps(mean_pred, x_t, c, parameterization)[0]
+    return (jnp.clip(x0_hat, -1.0, 1.0) if clip_x0 else x0_hat), v, pred
+
+
+def _draw_timestep_eps(
+    key: Array | None,
+    x0: Array,
+    num_steps: int,
+    timestep: ArrayLike | None,
+    eps: ArrayLike | None,
+    low_discrepancy: bool,
+) -> tuple[Array, Array]:
+    batch = _check_batch(x0)
+    if timestep is None or eps is None:
+        key_i, key_e = jax.random.split(_need_key(key, "timestep and eps"))
+    if timestep is None:
+        timestep = process.sample_timestep(key_i, batch, num_steps, low_discrepancy=low_discrepancy)
+    if eps is None:
+        eps = jax.random.normal(key_e, x0.shape, jnp.float32)
+    timestep, eps = jnp.asarray(timestep), _f32(eps)
+    _check_per_example(timestep, batch, "timestep")
+    _check_like(eps, x0, "eps")
+    return timestep, eps
 
 
 def discrete_vlb_loss(
@@ -334,7 +405,9 @@ def discrete_vlb_loss(
       schedule: a log-SNR schedule; timestep i is at ``t_i = (i + 1) / T``.
       num_steps: T >= 2.
       parameterization: what the network predicts (converted to ``x0_hat``).
-      variance: the fixed reverse variance, ``"small"`` (``beta_tilde``) or ``"large"`` (beta).
+      variance: the reverse variance: fixed ``"small"`` (``beta_tilde``) or ``"large"``
+        (beta), or ``"learned_range"`` (the network returns 2C channels, prediction and v;
+        module docstring). This is iDDPM's L_vlb objective; :func:`hybrid_loss` is L_hybrid.
       decoder: ``"discretized"`` (8-bit data in [-1, 1]) or ``"gaussian"`` (continuous data).
       decoder_variance: ``"posterior"`` or ``"marginal"`` (module docstring); default by decoder.
       noise_input: ``(t, logsnr) -> t_input``; default ``1000 t``.
@@ -348,7 +421,7 @@ def discrete_vlb_loss(
     num_steps, decoder_variance = _check_vlb_options(num_steps, variance, decoder, decoder_variance)
     check_parameterization(parameterization)
     noise_input = process.time_input() if noise_input is None else noise_input
-    term_options = dict(variance=variance, decoder=decoder, decoder_variance=decoder_variance)
+    learned = variance == "learned_range"
 
     def loss(
         params: Params,
@@ -361,23 +434,102 @@ def discrete_vlb_loss(
         **apply_kwargs: Any,
     ) -> Array:
         x0 = _f32(x0)
-        batch = _check_batch(x0)
-        if timestep is None or eps is None:
-            key_i, key_e = jax.random.split(_need_key(key, "timestep and eps"))
-        if timestep is None:
-            timestep = process.sample_timestep(
-                key_i, batch, num_steps, low_discrepancy=low_discrepancy
-            )
-        if eps is None:
-            eps = jax.random.normal(key_e, x0.shape, jnp.float32)
-        timestep, eps = jnp.asarray(timestep), _f32(eps)
-        _check_per_example(timestep, batch, "timestep")
-        _check_like(eps, x0, "eps")
+        timestep, eps = _draw_timestep_eps(key, x0, num_steps, timestep, eps, low_discrepancy)
         t = schedules.timestep_to_t(timestep, num_steps)
-        x0_hat = _x0_hat_at(apply, params, schedule, x0, t, eps, labels, parameterization,
-                            noise_input, clip_x0, apply_kwargs)
-        term = discrete_vlb_terms(schedule, num_steps, x0, x0_hat, timestep, **term_options)
+        x0_hat, v, _ = _model_at(apply, params, schedule, x0, t, eps, labels, parameterization,
+                                 noise_input, clip_x0, apply_kwargs, learned)
+        kl = _reverse_kl(schedule, num_steps, x0, x0_hat, timestep, variance, v)
+        recon = _decoder_nll(schedule, num_steps, x0, x0_hat, decoder, decoder_variance, v)
+        term = jnp.where(timestep == 0, recon, kl)
         return num_steps * term + prior_kl(schedule, x0)
+
+    return loss
+
+
+def hybrid_loss(
+    apply: Apply,
+    schedule: Schedule,
+    num_steps: int,
+    *,
+    parameterization: str = "eps",
+    target: str = "eps",
+    vlb_weight: float = 0.001,
+    decoder: str = "discretized",
+    noise_input: NoiseInput | None = None,
+    low_discrepancy: bool = False,
+    return_terms: bool = False,
+) -> LossFn:
+    """Improved DDPM's hybrid objective ``L_simple + lambda L_vlb`` for a learned-range
+    variance (Nichol & Dhariwal 2021, sec. 3.1, lambda = 0.001), per example.
+
+    The network returns 2C channels: its prediction (in ``parameterization``) and ``v``
+    (:func:`gen.diffusion.process.split_variance`), the reverse variance being
+    ``exp(f log beta + (1 - f) log beta_tilde)``, ``f = (v + 1) / 2`` (eq. 15). At one
+    timestep ``i ~ U{0, ..., T-1}`` with ``x_t = alpha x0 + sigma eps``:
+
+    - ``L_simple = mean_D (target - target_hat)^2`` (:func:`gen.diffusion.process.denoising_loss`
+      with ``reduce="mean"``);
+    - ``L_vlb ~ T L_i / (D log 2)``, the unbiased estimate of the VLB in bits per dimension,
+      ``L_i`` the KL term for ``i >= 1`` and the decoder NLL at ``i = 0``
+      (:func:`discrete_vlb_terms`), computed with a **stop-gradient on the mean**, so that
+      L_vlb trains only v and L_simple only the mean.
+
+    With T = 1000 this is improved-diffusion's ``mse + vb`` (``RESCALED_MSE``, ``vb *= T /
+    1000``, its ``_vb_terms_bpd`` being ``L_i / (D log 2)``). No prior term (it has no
+    gradient).
+
+    Args:
+      apply: the network, ``apply(params, x_t, t_input, labels=None, **kwargs) -> (..., 2C)``.
+      schedule: a log-SNR schedule; timestep i is at ``t_i = (i + 1) / T``.
+      num_steps: T >= 2.
+      parameterization: what the mean part predicts: eps, x0, v, score or velocity.
+      target: the space of L_simple: eps, x0 or v.
+      vlb_weight: lambda >= 0.
+      decoder: ``"discretized"`` (8-bit data in [-1, 1]) or ``"gaussian"`` (continuous data).
+      noise_input: ``(t, logsnr) -> t_input``; default ``1000 t``.
+      low_discrepancy: stratified timesteps across the batch.
+      return_terms: return a dict of ``(B,)`` arrays ``total``, ``simple`` and ``vlb`` (the
+        unweighted L_vlb estimate, bits/dim).
+
+    Returns:
+      ``loss(params, x0, key, labels=None, *, timestep=None, eps=None, **apply_kwargs) -> (B,)``;
+      ``timestep`` (int ``(B,)``) and ``eps`` replace the draws from ``key``.
+    """
+    num_steps, _ = _check_vlb_options(num_steps, "learned_range", decoder, None)
+    check_parameterization(parameterization)
+    _check_choice(target, process.LOSS_TARGETS, "loss target")
+    if not vlb_weight >= 0:
+        raise ValueError(f"vlb_weight must be >= 0, got {vlb_weight}.")
+    noise_input = process.time_input() if noise_input is None else noise_input
+
+    def loss(
+        params: Params,
+        x0: ArrayLike,
+        key: Array | None,
+        labels: Array | None = None,
+        *,
+        timestep: ArrayLike | None = None,
+        eps: ArrayLike | None = None,
+        **apply_kwargs: Any,
+    ) -> Array | dict[str, Array]:
+        x0 = _f32(x0)
+        timestep, eps = _draw_timestep_eps(key, x0, num_steps, timestep, eps, low_discrepancy)
+        t = schedules.timestep_to_t(timestep, num_steps)
+        x0_hat, v, pred = _model_at(apply, params, schedule, x0, t, eps, labels,
+                                    parameterization, noise_input, False, apply_kwargs,
+                                    learned=True, stop_mean=True)
+        c = coefficients(schedule, t, x0.ndim)
+        x_t = c.alpha * x0 + c.sigma * eps
+        pred_target = convert(pred, x_t, c, parameterization, target)
+        simple = _reduce(jnp.square(from_x0_eps(x0, eps, c, target) - pred_target), "mean")
+        kl = _reverse_kl(schedule, num_steps, x0, x0_hat, timestep, "learned_range", v)
+        recon = _decoder_nll(schedule, num_steps, x0, x0_hat, decoder, "posterior", v)
+        dim = math.prod(x0.shape[1:])
+        vlb = num_steps * jnp.where(timestep == 0, recon, kl) / (dim * math.log(2.0))
+        total = simple + vlb_weight * vlb
+        if return_terms:
+            return {"total": total, "simple": simple, "vlb": vlb}
+        return total
 
     return loss
 
@@ -397,7 +549,7 @@ def discrete_vlb(
 ) -> Callable[..., Array | dict[str, Array]]:
     """The full discrete VLB, summed over all T timesteps (one ``lax.scan``): the number behind
     test bits/dim (Ho et al. 2020, Table 2; iDDPM's ``calc_bpd_loop``). Options as in
-    :func:`discrete_vlb_loss`.
+    :func:`discrete_vlb_loss` (``variance="learned_range"`` for a 2C-channel network).
 
     Returns ``nll(params, x0, key, labels=None, *, eps=None, **apply_kwargs)``: nats per
     example ``(B,)``, or with ``return_terms=True`` a dict of ``(B,)`` arrays ``total``,
@@ -408,6 +560,7 @@ def discrete_vlb(
     num_steps, decoder_variance = _check_vlb_options(num_steps, variance, decoder, decoder_variance)
     check_parameterization(parameterization)
     noise_input = process.time_input() if noise_input is None else noise_input
+    learned = variance == "learned_range"
 
     def nll(
         params: Params,
@@ -434,21 +587,23 @@ def discrete_vlb(
                 return jax.random.normal(jax.random.fold_in(key, i), x0.shape, jnp.float32)
             return eps_i
 
-        def x0_hat(i: Array, eps_i: Array) -> tuple[Array, Array]:
+        def model(i: Array, eps_i: Array) -> tuple[Array, Array, Array | None]:
             timestep = jnp.full((batch,), i, jnp.int32)
             t = schedules.timestep_to_t(timestep, num_steps)
-            return timestep, _x0_hat_at(apply, params, schedule, x0, t, eps_i, labels,
-                                        parameterization, noise_input, clip_x0, apply_kwargs)
+            x0_hat, v, _ = _model_at(apply, params, schedule, x0, t, eps_i, labels,
+                                     parameterization, noise_input, clip_x0, apply_kwargs,
+                                     learned)
+            return timestep, x0_hat, v
 
         def body(diffusion: Array, xs: Any) -> tuple[Array, None]:
             i, eps_i = xs
-            timestep, x0_hat_i = x0_hat(i, noise(i, eps_i))
-            kl = _reverse_kl(schedule, num_steps, x0, x0_hat_i, timestep, variance)
+            timestep, x0_hat_i, v_i = model(i, noise(i, eps_i))
+            kl = _reverse_kl(schedule, num_steps, x0, x0_hat_i, timestep, variance, v_i)
             return diffusion + kl, None
 
         # L_0 at timestep 0, then the KL terms of timesteps 1..T-1 in one scan.
-        _, x0_hat_0 = x0_hat(jnp.int32(0), noise(jnp.int32(0), None if eps is None else eps[0]))
-        recon = _decoder_nll(schedule, num_steps, x0, x0_hat_0, decoder, decoder_variance)
+        _, x0_hat_0, v_0 = model(jnp.int32(0), noise(jnp.int32(0), None if eps is None else eps[0]))
+        recon = _decoder_nll(schedule, num_steps, x0, x0_hat_0, decoder, decoder_variance, v_0)
         steps = jnp.arange(1, num_steps, dtype=jnp.int32)
         diffusion, _ = jax.lax.scan(body, jnp.zeros((batch,), jnp.float32),
                                     (steps, None if eps is None else eps[1:]))

@@ -27,9 +27,12 @@ class Network:
     """``init(key, x, labels)``, ``apply(params, x_t, t, labels=None, rng=None)`` and labels info.
 
     ``apply`` runs dropout when ``rng`` is given (training) and is deterministic otherwise.
+    With ``learned_variance`` the network returns 2C channels on the last axis: its prediction,
+    then Improved DDPM's variance interpolation v (``gen.diffusion.process.split_variance``).
     """
 
-    def __init__(self, model: ml_collections.ConfigDict, spec: DataSpec):
+    def __init__(self, model: ml_collections.ConfigDict, spec: DataSpec,
+                 learned_variance: bool = False):
         self.class_conditional = bool(model.get("class_conditional", False))
         self.guidance = bool(model.get("guidance", False))
         if self.class_conditional and not spec.num_classes:
@@ -40,18 +43,20 @@ class Network:
         self.null_label = spec.num_classes if self.guidance else None
         self.time_scale = float(model.get("time_scale", 1000.0))
         dtype = jnp.bfloat16 if model.get("dtype", "float32") == "bfloat16" else jnp.float32
+        out = 2 * spec.shape[-1] if learned_variance else None
         if spec.kind == "image":
             self.module: nn.Module = UNet(
                 ch=model.get("ch", 64), ch_mult=tuple(model.get("ch_mult", (1, 2))),
                 num_res_blocks=model.get("num_res_blocks", 2),
                 attn_resolutions=tuple(model.get("attn_resolutions", ())),
                 dropout=model.get("dropout", 0.0), num_groups=model.get("num_groups", 8),
-                num_classes=self.num_classes, null_class=self.guidance, dtype=dtype)
+                num_classes=self.num_classes, null_class=self.guidance, out_channels=out,
+                dtype=dtype)
         else:
             self.module = MLPDenoiser(
                 width=model.get("width", 256), num_blocks=model.get("num_blocks", 3),
                 dropout=model.get("dropout", 0.0), num_classes=self.num_classes,
-                null_class=self.guidance, dtype=dtype)
+                null_class=self.guidance, out_features=out, dtype=dtype)
 
     def init(self, key: jax.Array, x: jax.Array, labels: jax.Array | None = None) -> Any:
         t = jnp.zeros(x.shape[:1], jnp.float32)

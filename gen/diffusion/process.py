@@ -87,6 +87,7 @@ LossFn = Callable[..., Array]
 __all__ = [
     "EDMPreconditioning",
     "call_network",
+    "call_network_with_variance",
     "coefficients",
     "denoising_loss",
     "edm_denoiser",
@@ -95,6 +96,7 @@ __all__ = [
     "edm_preconditioning",
     "edm_vp_denoiser",
     "edm_weight",
+    "learned_range_logvar",
     "logsnr_input",
     "min_snr_weight",
     "q_sample",
@@ -103,6 +105,8 @@ __all__ = [
     "sample_time",
     "sample_timestep",
     "sampling_denoiser",
+    "split_variance",
+    "step_log_variances",
     "time_input",
     "timestep_input",
     "vdm_noise_input",
@@ -179,6 +183,71 @@ def call_network(
     return out.astype(jnp.float32)
 
 
+def split_variance(out: ArrayLike, x: ArrayLike) -> tuple[Array, Array]:
+    """Split a learned-variance output ``(..., 2C)`` for an input ``x`` of shape ``(..., C)``
+    on the last (channel) axis: ``(prediction, v)``, each shaped like x. The first C channels
+    are the prediction (eps, x0, ...), the last C the variance interpolation ``v in [-1, 1]``
+    (:func:`learned_range_logvar`); improved-diffusion's and diffusers' order, channels last.
+    """
+    out, x = jnp.asarray(out), jnp.asarray(x)
+    want = (*x.shape[:-1], 2 * x.shape[-1]) if x.ndim else None
+    if out.shape != want:
+        raise ValueError(
+            f"a learned-variance network must return 2C channels, shape {want} for an input "
+            f"of shape {x.shape}, got {out.shape}."
+        )
+    c = x.shape[-1]
+    return out[..., :c], out[..., c:]
+
+
+def step_log_variances(logsnr_t: ArrayLike, logsnr_s: ArrayLike) -> tuple[Array, Array]:
+    """``(log beta, log beta_tilde)`` of the reverse step from t to an earlier s (lambda_s >
+    lambda_t), in log-SNR form with ``d = lambda_t - lambda_s < 0``:
+
+    ``beta = 1 - alpha_t^2 / alpha_s^2 = sigma_t^2 (1 - e^d)`` and the posterior variance
+    ``beta_tilde = beta sigma_s^2 / sigma_t^2 = sigma_s^2 (1 - e^d)``. At ``lambda_s = +inf``
+    (the clean data) ``beta = sigma_t^2`` and ``beta_tilde = 0`` (log ``-inf``).
+    """
+    lam_t, lam_s = _f32(logsnr_t), _f32(logsnr_s)
+    l1m = _log1mexp(lam_t - lam_s)  # log(1 - e^d)
+    return jax.nn.log_sigmoid(-lam_t) + l1m, jax.nn.log_sigmoid(-lam_s) + l1m
+
+
+def learned_range_logvar(v: ArrayLike, log_beta: ArrayLike, log_beta_tilde: ArrayLike) -> Array:
+    """Improved DDPM's learned-range variance (Nichol & Dhariwal 2021, eq. 15), as a log:
+
+    ``log Sigma_theta = f log beta + (1 - f) log beta_tilde``, ``f = (v + 1) / 2``,
+
+    so the model's ``v in [-1, 1]`` moves the variance from ``beta_tilde`` (v = -1) to
+    ``beta`` (v = 1); v is not clipped (as in improved-diffusion and diffusers).
+    """
+    frac = 0.5 * (_f32(v) + 1.0)
+    return frac * _f32(log_beta) + (1.0 - frac) * _f32(log_beta_tilde)
+
+
+def _log1mexp(x: Array) -> Array:
+    """``log(1 - exp(x))`` for ``x < 0`` (Maechler 2012), NaN-free in values and gradients;
+    x is clamped below 0 (``x = 0`` would be ``-inf``)."""
+    x = jnp.minimum(x, -jnp.finfo(x.dtype).tiny)
+    near = x > -math.log(2.0)
+    a = jnp.log(-jnp.expm1(jnp.where(near, x, -1.0)))
+    b = jnp.log1p(-jnp.exp(jnp.where(near, -1.0, x)))
+    return jnp.where(near, a, b)
+
+
+def call_network_with_variance(
+    apply: Apply, params: Params, x: Array, t_input: Array, labels: Array | None, **kwargs: Any
+) -> tuple[Array, Array]:
+    """:func:`call_network` for a learned-variance network (2C output channels): ``(prediction,
+    v)``, float32, each shaped like x (:func:`split_variance`)."""
+    if labels is None:
+        out = apply(params, x, t_input, **kwargs)
+    else:
+        out = apply(params, x, t_input, labels, **kwargs)
+    pred, v = split_variance(out, x)
+    return pred.astype(jnp.float32), v.astype(jnp.float32)
+
+
 def sampling_denoiser(
     apply: Apply,
     params: Params,
@@ -186,6 +255,7 @@ def sampling_denoiser(
     noise_input: NoiseInput | None = None,
     *,
     conditional: bool = False,
+    learned_variance: bool = False,
     **apply_kwargs: Any,
 ) -> Callable[..., Array]:
     """A trained network as the samplers' denoiser (:mod:`gen.diffusion.samplers`):
@@ -194,6 +264,10 @@ def sampling_denoiser(
     trained with, ``noise_input(t, schedule(t))``; default :func:`time_input` (pass
     :func:`vdm_noise_input` of the schedule for a :func:`gen.diffusion.losses.vdm_loss` model).
     Pass the EMA params (``TrainState.eval_params()``).
+
+    ``learned_variance``: the network returns 2C channels (prediction and v,
+    :func:`split_variance`), and so does the denoiser, for ``samplers.ddpm(...,
+    variance="learned_range")``; wrap it with ``samplers.mean_only`` for the other samplers.
     """
     noise_input = time_input() if noise_input is None else noise_input
 
@@ -201,15 +275,22 @@ def sampling_denoiser(
         t = _f32(t)
         return noise_input(t, schedule(t))
 
+    def call(x_t: Array, t: Array, labels: Array | None) -> Array:
+        if learned_variance:
+            pred, v = call_network_with_variance(apply, params, x_t, t_input(t), labels,
+                                                 **apply_kwargs)
+            return jnp.concatenate([pred, v], axis=-1)
+        return call_network(apply, params, x_t, t_input(t), labels, **apply_kwargs)
+
     if conditional:
 
         def denoise_labels(x_t: Array, t: Array, labels: Array) -> Array:
-            return call_network(apply, params, x_t, t_input(t), labels, **apply_kwargs)
+            return call(x_t, t, labels)
 
         return denoise_labels
 
     def denoise(x_t: Array, t: Array) -> Array:
-        return call_network(apply, params, x_t, t_input(t), None, **apply_kwargs)
+        return call(x_t, t, None)
 
     return denoise
 

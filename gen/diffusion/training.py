@@ -3,7 +3,13 @@ matching (``model.name="fm"``).
 
 DDPM trains a denoiser with the simple loss (eps, x0 or v target, optional min-SNR weighting) on
 any schedule of ``gen.diffusion.schedules``, in discrete time (``model.num_train_steps = T``,
-``t_i = (i + 1) / T``) or continuous time (``num_train_steps = 0``). It samples with any sampler
+``t_i = (i + 1) / T``) or continuous time (``num_train_steps = 0``). With
+``model.variance="learned_range"`` (default ``"fixed"``) it is Improved DDPM (Nichol & Dhariwal
+2021): the network also outputs the variance interpolation v (2C channels), trained with the
+hybrid loss ``L_simple + model.vlb_weight L_vlb`` (default 0.001, ``losses.hybrid_loss``; discrete
+time only); the ``ddpm`` sampler then uses the learned variance (unless
+``sampler.options.variance`` names a fixed one), the other samplers and the likelihood ODE the
+mean part only, and the image VLB the learned variance. It samples with any sampler
 of ``gen.diffusion.samplers`` (``config.sampler``: ``name``, ``num_steps``, ``spacing``,
 ``options``, ``guidance_scale``, and ``dynamic_threshold_ratio`` with ``sample_max_value`` for
 Imagen's dynamic thresholding of x0), from the EMA params. ``evaluate`` reports, for
@@ -133,23 +139,55 @@ def make_ddpm_train_step(net: Network, loss_fn, tx: optax.GradientTransformation
     return step
 
 
+MODEL_VARIANCES = ("fixed", "learned_range")
+
+
+def _learned_variance(model: ml_collections.ConfigDict, num_train_steps: int | None) -> bool:
+    """``model.variance``: ``"fixed"`` (the default) or ``"learned_range"``, checked."""
+    variance = model.get("variance", "fixed")
+    if variance not in MODEL_VARIANCES:
+        raise ConfigError(f"model.variance={variance!r} is not one of "
+                          f"{', '.join(MODEL_VARIANCES)}.")
+    if variance != "learned_range":
+        return False
+    if not num_train_steps:
+        raise ConfigError("model.variance='learned_range' needs discrete time: set "
+                          "model.num_train_steps > 0.")
+    if model.get("weighting", None) is not None:
+        raise ConfigError("model.weighting does not apply to model.variance='learned_range' "
+                          "(its loss is the hybrid L_simple + vlb_weight L_vlb); set it to None.")
+    return True
+
+
 def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     """The diffusion :class:`Task` (see the module docstring)."""
     model = config.model
-    net = Network(model, spec)
     schedule = make_schedule(model)
     num_train_steps = int(model.get("num_train_steps", 1000)) or None
+    learned = _learned_variance(model, num_train_steps)
+    net = Network(model, spec, learned_variance=learned)
     parameterization = model.get("parameterization", "eps")
     raw_t = process.time_input(1.0)  # the Network scales t itself
-    loss_fn = process.denoising_loss(
-        net.apply, schedule, parameterization=parameterization, target=model.get("target", "eps"),
-        weighting=model.get("weighting", None), min_snr_gamma=model.get("min_snr_gamma", 5.0),
-        num_steps=num_train_steps, noise_input=raw_t)
+    if learned:
+        try:
+            loss_fn = losses.hybrid_loss(
+                net.apply, schedule, num_train_steps, parameterization=parameterization,
+                target=model.get("target", "eps"), vlb_weight=float(model.get("vlb_weight", 0.001)),
+                decoder="discretized" if spec.kind == "image" else "gaussian", noise_input=raw_t)
+        except ValueError as e:
+            raise ConfigError(f"model.vlb_weight / model.target: {e}") from e
+    else:
+        loss_fn = process.denoising_loss(
+            net.apply, schedule, parameterization=parameterization,
+            target=model.get("target", "eps"), weighting=model.get("weighting", None),
+            min_snr_gamma=model.get("min_snr_gamma", 5.0), num_steps=num_train_steps,
+            noise_input=raw_t)
     tx = make_optimizer(config.optim, config.num_steps)
     ema = ema_from_config(config)
     label_dropout = float(model.get("label_dropout", 0.1 if net.guidance else 0.0))
     sampler_cfg = config.get("sampler", ml_collections.ConfigDict())
-    sampler = samplers.get_sampler(sampler_cfg.get("name", "ddim"))
+    sampler_name = sampler_cfg.get("name", "ddim")
+    sampler = samplers.get_sampler(sampler_name)
     num_sampling_steps = int(sampler_cfg.get("num_steps", 50))
     if num_sampling_steps < 1:
         raise ConfigError(f"sampler.num_steps must be >= 1, got {num_sampling_steps}.")
@@ -171,6 +209,12 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
     if threshold_ratio is not None:  # Imagen's dynamic thresholding of x0 (diffusers' names)
         sampler_options["x0_transform"] = samplers.dynamic_threshold(
             float(threshold_ratio), float(sampler_cfg.get("sample_max_value", 1.0)))
+    # A learned variance is used by ddpm (unless sampler.options.variance picks a fixed one);
+    # every other sampler, and the probability-flow ODE, take the mean part only.
+    if learned and sampler_name == "ddpm":
+        sampler_options.setdefault("variance", "learned_range")
+    sample_learned = (learned and sampler_name == "ddpm"
+                      and sampler_options["variance"] == "learned_range")
     guidance_scale = sampler_cfg.get("guidance_scale", None)
     if guidance_scale is not None and not net.guidance:
         raise ConfigError("sampler.guidance_scale needs a model trained with model.guidance=True.")
@@ -187,11 +231,15 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         k_noise, k_labels, k_sampler = jax.random.split(key, 3)
         labels = net.labels_for_sampling(k_labels, num, labels)
         denoiser = process.sampling_denoiser(net.apply, params, schedule, raw_t,
-                                             conditional=net.class_conditional)
+                                             conditional=net.class_conditional,
+                                             learned_variance=learned)
         if net.class_conditional:
             denoiser = samplers.class_conditional(denoiser)
-            if guidance_scale is not None:
-                denoiser = samplers.guided(denoiser, guidance_scale, net.null_label)
+        if learned and not sample_learned:
+            denoiser = samplers.mean_only(denoiser)
+        if net.class_conditional and guidance_scale is not None:
+            denoiser = samplers.guided(denoiser, guidance_scale, net.null_label,
+                                       learned_variance=sample_learned)
         x_T = jax.random.normal(k_noise, (num, *spec.shape))
         x = sampler(denoiser, parameterization, schedule, x_T, ts, key=k_sampler, labels=labels,
                     clip_x0=1.0 if spec.kind == "image" else None, **sampler_options)
@@ -199,7 +247,8 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
 
     if spec.kind == "image":
         vlb = losses.discrete_vlb(net.apply, schedule, num_train_steps or 1000,
-                                  parameterization=parameterization, noise_input=raw_t)
+                                  parameterization=parameterization, noise_input=raw_t,
+                                  variance="learned_range" if learned else "small")
 
         def evaluate(params, batch: dict, key: jax.Array) -> dict[str, jax.Array]:
             labels = batch.get("y") if net.class_conditional else None
@@ -209,9 +258,14 @@ def build_ddpm_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
         def evaluate(params, batch: dict, key: jax.Array) -> dict[str, jax.Array]:
             labels = batch.get("y") if net.class_conditional else None
             denoiser = process.sampling_denoiser(net.apply, params, schedule, raw_t,
-                                                 conditional=labels is not None)
+                                                 conditional=labels is not None,
+                                                 learned_variance=learned)
             if labels is not None:
-                denoiser = samplers.with_labels(samplers.class_conditional(denoiser), labels)
+                denoiser = samplers.class_conditional(denoiser)
+            if learned:
+                denoiser = samplers.mean_only(denoiser)
+            if labels is not None:
+                denoiser = samplers.with_labels(denoiser, labels)
             velocity = ode.probability_flow(
                 denoiser, functools.partial(vp_coefficients, schedule), parameterization)
             t0 = 1e-3 if num_train_steps is None else 1.0 / num_train_steps

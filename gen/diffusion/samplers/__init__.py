@@ -36,6 +36,12 @@ schedule). Class conditioning and classifier-free guidance are wrappers, see
 - ``key``: needed by stochastic samplers. Step i draws ``normal(split(key, N)[i], x.shape)``.
 - ``labels``: class labels, required by (and only accepted by) a :class:`ClassConditional`
   denoiser.
+- **Learned variance.** A denoiser of an Improved-DDPM model returns 2C channels on the last
+  axis (its prediction, then v). Only ``ddpm(..., variance="learned_range")`` uses v; every
+  other sampler (and ``ddpm`` with a fixed variance) refuses a 2C output with a ValueError:
+  wrap the denoiser with :func:`mean_only` to sample it there, ignoring the variance (as
+  diffusers' DDIM and DPM-Solver pipelines do). Guide it with ``guided(...,
+  learned_variance=True)``.
 - ``clip_x0``: clip the predicted x0 to ``[-clip_x0, clip_x0]`` (diffusers' ``clip_sample``).
 - ``x0_transform``: a function applied to the predicted x0 (shape ``(B, ...)``) before the
   clipping, e.g. :func:`dynamic_threshold` (diffusers' ``thresholding=True``). Both act on x0
@@ -80,6 +86,7 @@ from gen.diffusion.samplers._conditioning import (
     Denoiser,
     class_conditional,
     guided,
+    mean_only,
     with_labels,
 )
 from gen.diffusion.samplers._core import Sampler
@@ -115,6 +122,7 @@ __all__ = [
     "guided",
     "heun",
     "karras_times",
+    "mean_only",
     "times_from_sigmas",
     "times_from_timesteps",
     "with_labels",

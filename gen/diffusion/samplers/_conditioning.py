@@ -54,7 +54,11 @@ def with_labels(denoiser: ClassConditional, labels: ArrayLike) -> Denoiser:
 
 
 def guided(
-    denoiser: ClassConditional, scale: float | Array, null_label: ArrayLike
+    denoiser: ClassConditional,
+    scale: float | Array,
+    null_label: ArrayLike,
+    *,
+    learned_variance: bool = False,
 ) -> ClassConditional:
     """Classifier-free guidance (Ho & Salimans 2022): ``pred_u + scale (pred_c - pred_u)``.
 
@@ -65,6 +69,10 @@ def guided(
     convention of diffusers' ``guidance_scale``; Ho & Salimans' ``w`` is ``scale - 1``). Since
     every conversion between parameterizations is affine in the prediction at fixed ``(x_t, t)``
     and the weights sum to 1, guiding eps, x0, v, score or velocity is the same.
+
+    ``learned_variance``: the denoiser returns 2C channels (prediction and v, for ``ddpm(...,
+    variance="learned_range")``); only the prediction is guided, v is the conditional one's
+    (GLIDE's choice), so the variance stays inside its range.
 
     Returns a :class:`ClassConditional`: sample it with ``labels=``. Raises a ``ValueError`` if
     the denoiser takes no labels.
@@ -84,9 +92,38 @@ def guided(
             jnp.concatenate([labels, null]),
         )
         pred_c, pred_u = jnp.split(pred, 2)
+        if learned_variance:
+            c = x_t.shape[-1]
+            mean = pred_u[..., :c] + scale * (pred_c[..., :c] - pred_u[..., :c])
+            return jnp.concatenate([mean, pred_c[..., c:]], axis=-1)
         return pred_u + scale * (pred_c - pred_u)
 
     return ClassConditional(apply)
+
+
+def mean_only(denoiser: Denoiser | ClassConditional) -> Denoiser | ClassConditional:
+    """A learned-variance denoiser (2C output channels on the last axis: prediction, then v)
+    without its variance part: ``(x_t, t[, labels]) -> prediction`` with C channels. Every
+    sampler but ``ddpm(..., variance="learned_range")`` refuses a 2C output, so pass it through
+    this to sample with DDIM, DPM-Solver, the Karras samplers or the probability-flow ODE,
+    which ignore the variance (as diffusers' pipelines do). A conditional one stays conditional.
+    """
+
+    def first_half(pred: Array, x_t: Array) -> Array:
+        pred, c = jnp.asarray(pred), x_t.shape[-1]
+        if pred.shape != (*x_t.shape[:-1], 2 * c):
+            raise ValueError(
+                f"mean_only: expected a 2C-channel output {(*x_t.shape[:-1], 2 * c)} for an input "
+                f"of shape {x_t.shape}, got {pred.shape}."
+            )
+        return pred[..., :c]
+
+    if isinstance(denoiser, ClassConditional):
+        inner = denoiser.apply
+        return ClassConditional(lambda x_t, t, labels: first_half(inner(x_t, t, labels), x_t))
+    if not callable(denoiser):
+        raise ValueError(f"mean_only: expected a denoiser function (x_t, t), got {denoiser!r}.")
+    return lambda x_t, t: first_half(denoiser(x_t, t), x_t)
 
 
 def _bind(denoiser: Denoiser | ClassConditional, labels: ArrayLike | None) -> Denoiser:

@@ -83,27 +83,48 @@ def _transform_x0(x0: Array, x0_transform: X0Transform | None, clip_x0: float | 
     return x0 if clip_x0 is None else jnp.clip(x0, -clip_x0, clip_x0)
 
 
+def _check_output(pred: Array, x: Array, learned_variance: bool) -> None:
+    doubled = (*x.shape[:-1], 2 * x.shape[-1])
+    if learned_variance and pred.shape != doubled:
+        raise ValueError(
+            f"variance='learned_range' needs a denoiser that returns 2C channels (prediction and "
+            f"v), shape {doubled} for an input of shape {x.shape}; got {pred.shape}."
+        )
+    if not learned_variance and pred.shape == doubled:
+        raise ValueError(
+            f"the denoiser returned 2C channels {pred.shape} (a learned variance) for an input of "
+            f"shape {x.shape}: only ddpm(..., variance='learned_range') uses them; wrap it with "
+            "samplers.mean_only(denoiser) for this sampler."
+        )
+    if not learned_variance and pred.shape != x.shape:
+        raise ValueError(
+            f"the denoiser returned shape {pred.shape} for an input of shape {x.shape}."
+        )
+
+
 def _predictor(
     fn: Denoiser,
     parameterization: str,
     schedule: Schedule,
     clip_x0: float | None,
     x0_transform: X0Transform | None = None,
-) -> Callable[[Array, Array, Array], tuple[Array, Array]]:
-    """``predict(x, t, lam) -> (x0, eps)`` at one grid time (a scalar t with log-SNR lam).
+    learned_variance: bool = False,
+) -> Callable[[Array, Array, Array], tuple[Array, ...]]:
+    """``predict(x, t, lam) -> (x0, eps)`` at one grid time (a scalar t with log-SNR lam);
+    ``(x0, eps, v)`` with ``learned_variance`` (the denoiser returns 2C channels on the last
+    axis, the prediction and v; any other sampler refuses such a denoiser).
 
     x0 is transformed and clipped when asked; eps is the model's, untouched (diffusers'
     default, ``use_clipped_model_output=False``)."""
     check_parameterization(parameterization)
 
-    def predict(x: Array, t: Array, lam: Array) -> tuple[Array, Array]:
+    def predict(x: Array, t: Array, lam: Array) -> tuple[Array, ...]:
         t_batch = jnp.broadcast_to(t, (x.shape[0],))
         pred = jnp.asarray(fn(x, t_batch))
-        if pred.shape != x.shape:
-            raise ValueError(
-                f"the denoiser returned shape {pred.shape} for an input of shape {x.shape}."
-            )
+        _check_output(pred, x, learned_variance)
         pred = pred.astype(x.dtype)
+        if learned_variance:
+            pred, v = pred[..., : x.shape[-1]], pred[..., x.shape[-1]:]
         alpha, sigma = schedules_lib.alpha_sigma_from_logsnr(lam)
         if parameterization == "velocity":
             _, _, d_alpha, d_sigma = schedules_lib.alpha_sigma_and_derivatives(schedule, t)
@@ -111,13 +132,14 @@ def _predictor(
             d_alpha = d_sigma = jnp.zeros_like(alpha)
         c = Coefficients(*(jnp.asarray(v, x.dtype) for v in (alpha, sigma, d_alpha, d_sigma)))
         x0, eps = to_x0_eps(pred, x, c, parameterization)
-        return _transform_x0(x0, x0_transform, clip_x0), eps
+        x0 = _transform_x0(x0, x0_transform, clip_x0)
+        return (x0, eps, v) if learned_variance else (x0, eps)
 
     return predict
 
 
 class _Setup(NamedTuple):
-    predict: Callable[[Array, Array, Array], tuple[Array, Array]]
+    predict: Callable[[Array, Array, Array], tuple[Array, ...]]
     x: Array
     ts: Array
     lam: Array
@@ -133,6 +155,7 @@ def _setup(
     labels: ArrayLike | None,
     clip_x0: float | None,
     x0_transform: X0Transform | None = None,
+    learned_variance: bool = False,
 ) -> _Setup:
     check_parameterization(parameterization)
     if clip_x0 is not None and not clip_x0 > 0:
@@ -146,6 +169,6 @@ def _setup(
     x = _state(x_T)
     ts, num_steps = _check_grid(ts)
     lam = _grid_logsnr(schedule, ts)
-    predict = _predictor(fn, parameterization, schedule, clip_x0, x0_transform)
+    predict = _predictor(fn, parameterization, schedule, clip_x0, x0_transform, learned_variance)
     return _Setup(predict, x, ts, lam, num_steps)
 

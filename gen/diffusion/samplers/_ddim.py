@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -19,6 +21,9 @@ from gen.diffusion.schedules import Schedule
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
+
+VARIANCES = ("small", "large", "learned_range")
+_LOG_MIN_VARIANCE = math.log(1e-20)  # diffusers' floor on beta_tilde before its log
 
 
 def ddpm(
@@ -42,28 +47,41 @@ def ddpm(
 
     ``x_s = alpha_s beta / sigma_t^2 x0 + alpha_{t|s} sigma_s^2 / sigma_t^2 x_t + std z``,
 
-    ``std^2 = beta sigma_s^2 / sigma_t^2`` (``variance="small"``, the posterior's beta-tilde) or
-    ``beta`` (``"large"``). x0 comes from the model (clipped with ``clip_x0``). No noise is added
-    on a step that lands on the clean data (``ts[-1] = 0``), as Algorithm 2's ``z = 0`` at t = 1
-    and diffusers' DDPMScheduler for grids ending at timestep 0 (diffusers also adds noise on a
-    last step from a timestep > 0, e.g. with ``steps_offset=1``; we do not). Needs ``key``.
+    ``std^2 = beta_tilde = beta sigma_s^2 / sigma_t^2`` (``variance="small"``, the
+    posterior's), ``beta`` (``"large"``), or learned (``"learned_range"``, Nichol & Dhariwal
+    2021, eq. 15): ``log std^2 = f log beta + (1 - f) log beta_tilde``, ``f = (v + 1) / 2``,
+    where the denoiser returns 2C channels on the last axis, its prediction and v
+    (:func:`gen.diffusion.process.split_variance`; diffusers' ``variance_type="learned_range"``,
+    ``beta_tilde`` floored at 1e-20 as there). x0 comes from the model (clipped with
+    ``clip_x0``). No noise is added on a step that lands on the clean data (``ts[-1] = 0``), as
+    Algorithm 2's ``z = 0`` at t = 1 and diffusers' DDPMScheduler for grids ending at timestep 0
+    (diffusers also adds noise on a last step from a timestep > 0, e.g. with ``steps_offset=1``;
+    we do not). Needs ``key``.
     """
-    if variance not in ("small", "large"):
-        raise ValueError(f"ddpm: variance must be 'small' or 'large', got {variance!r}.")
-    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0, x0_transform)
+    if variance not in VARIANCES:
+        raise ValueError(f"ddpm: variance must be one of {', '.join(VARIANCES)}; got {variance!r}.")
+    learned = variance == "learned_range"
+    s = _setup(denoiser, parameterization, schedule, x_T, ts, labels, clip_x0, x0_transform,
+               learned_variance=learned)
     keys = _step_keys(key, s.num_steps, True, "ddpm")
 
     def step(x: Array, inp: tuple[Array, ...]) -> tuple[Array, None]:
         t, lam_t, lam_s, k = inp
-        x0, _ = s.predict(x, t, lam_t)
+        x0, _, *v = s.predict(x, t, lam_t)
         la_t, ls_t = _log_alpha_sigma(lam_t)
         la_s, ls_s = _log_alpha_sigma(lam_s)
         beta = -jnp.expm1(2.0 * (la_t - la_s))
         ratio = jnp.exp(2.0 * (ls_s - ls_t))  # sigma_s^2 / sigma_t^2
         c_x0 = jnp.exp(la_s - 2.0 * ls_t) * beta
         c_xt = jnp.exp(la_t - la_s) * ratio
-        var = beta * ratio if variance == "small" else beta
-        std = jnp.where(jnp.isinf(lam_s), 0.0, jnp.sqrt(var))
+        if learned:
+            log_beta = jnp.log(beta)
+            log_beta_tilde = jnp.maximum(log_beta + 2.0 * (ls_s - ls_t), _LOG_MIN_VARIANCE)
+            frac = 0.5 * (v[0] + 1.0)
+            std = jnp.exp(0.5 * (frac * log_beta + (1.0 - frac) * log_beta_tilde))
+        else:
+            std = jnp.sqrt(beta * ratio if variance == "small" else beta)
+        std = jnp.where(jnp.isinf(lam_s), 0.0, std)
         x_next = c_x0 * x0 + c_xt * x + std.astype(x.dtype) * _noise(k, x)
         return x_next.astype(x.dtype), None
 
