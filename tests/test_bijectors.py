@@ -15,9 +15,11 @@ from gen.nn.mlp import MLP, mlp_input_dim, mlp_output_dim
 
 NAMES = sorted(registry.CASES)
 CONDITIONAL = sorted(n for n in NAMES if len(registry.CASES[n]()) == 3)
-# Whole models, compositions of cases checked by default (couplings, multi_scale_factor_out):
+# Whole models, compositions of cases checked by default (couplings, autoregressive layers and
+# splines with their tails, multi_scale_factor_out), also checked as models in test_models.py:
 # the slowest to compile, so checked in the slow run.
-WHOLE_MODELS = {"glow", "realnvp_image_context"}
+WHOLE_MODELS = {"glow", "realnvp_image_context", "nsf_coupling", "nsf_autoregressive_conditional",
+                "maf_model"}
 
 
 def _params(names):
@@ -364,8 +366,9 @@ def test_scan_remat_policies_agree_with_the_default(remat):
             y, ldj = getattr(b, direction)(params, x)
             return jnp.sum(y**2) + ldj
 
-        want = jax.value_and_grad(loss, argnums=(0, 1))(params, x, default)
-        got = jax.value_and_grad(loss, argnums=(0, 1))(params, x, other)
+        value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)), static_argnums=2)
+        want = value_and_grad(params, x, default)
+        got = value_and_grad(params, x, other)
         jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-6), got, want)
 
 

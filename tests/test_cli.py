@@ -138,6 +138,7 @@ def test_sigterm_saves_and_exits_cleanly(reference, tmp_path):
     assert loss_at(tmp_path, 300) == loss_at(reference, 300)
 
 
+@pytest.mark.slow  # the multi-process test runs the same command on 2 x 4 devices by default
 def test_quickstart_on_8_devices(tmp_path):
     proc = train(tmp_path, "--config.num_steps=20", "--config.log_every=10", devices=8)
     assert proc.returncode == 0, proc.stderr
