@@ -13,6 +13,9 @@ from experiments import sample as sample_cli
 from gen.models import build_task
 from gen.train import load_run, loop
 
+# One worker runs this module, so its module-scoped trained runs are built once under xdist.
+pytestmark = pytest.mark.xdist_group("gan_runs")
+
 
 def config_for(name: str, data: dict, **model) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()

@@ -20,6 +20,9 @@ from gen.errors import ConfigError
 from gen.models import build_task
 from gen.train import Task, TrainState, load_run, loop, make_optimizer
 
+# One worker runs this module, so its module-scoped trained runs are built once under xdist.
+pytestmark = pytest.mark.xdist_group("vae_tasks")
+
 CONFIGS = "experiments/configs"
 # the MNIST configs on the 8x8 digits, with batches that 8 test devices divide
 ON_DIGITS = ["--config.data.source=digits", "--config.batch_size=64",
