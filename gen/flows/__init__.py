@@ -23,15 +23,6 @@ from gen.flows.bijector import (
     invert,
     scan,
 )
-from gen.flows.continuous import (
-    CNF,
-    FFJORD,
-    ConcatConvNet,
-    ConcatSquashDense,
-    ConcatSquashMLP,
-    cnf,
-    ffjord,
-)
 from gen.flows.coupling import masked_coupling, split_coupling
 from gen.flows.dequantization import (
     Dequantizer,
@@ -147,3 +138,17 @@ __all__ = [
     "uniform_dequantizer",
     "variational_dequantizer",
 ]
+
+
+# Continuous flows solve ODEs with diffrax (gen.diffusion.ode): imported on first use, so that
+# ``from gen import flows`` does not pay for diffrax and equinox.
+_CONTINUOUS = ("CNF", "FFJORD", "ConcatConvNet", "ConcatSquashDense", "ConcatSquashMLP", "cnf",
+               "ffjord")
+
+
+def __getattr__(name: str):
+    if name in _CONTINUOUS:
+        from gen.flows import continuous
+
+        return getattr(continuous, name)
+    raise AttributeError(f"module 'gen.flows' has no attribute {name!r}")
