@@ -81,6 +81,7 @@ __all__ = [
     "solve",
     "standard_normal_log_prob",
     "tsit5",
+    "velocity_and_divergence",
 ]
 
 
@@ -465,10 +466,11 @@ def standard_normal_log_prob(z: Array) -> Array:
     return -0.5 * jnp.sum(jnp.square(z)) - 0.5 * z.size * math.log(2.0 * math.pi)
 
 
-def _divergence_fn(
+def velocity_and_divergence(
     velocity: Callable[[Array, Array], Array], probes: Array, average: bool
 ) -> Callable[[Array, Array], tuple[Array, Array]]:
-    """``(u, div)`` of one example: ``div = sum_k p_k . J p_k`` (or its mean over the probes).
+    """``(t, x) -> (u, div)`` for one example: the velocity ``u`` and ``div = sum_k p_k . J p_k``
+    (or its mean over the probes), the divergence term of a likelihood ODE (here and in FFJORD).
 
     With the standard basis as probes this is the exact trace of the Jacobian (as ``jacfwd``:
     one forward-mode pass per dimension); with random probes it is Hutchinson's estimator.
@@ -576,7 +578,7 @@ def log_likelihood(
 
     def one(xi: Array, pi: Array) -> tuple[Array, ...]:
         single = lambda t, y: velocity_fn(t, y[None])[0]
-        vel_div = _divergence_fn(single, pi, average=method == "hutchinson")
+        vel_div = velocity_and_divergence(single, pi, average=method == "hutchinson")
 
         def augmented(t: Array, state: tuple[Array, Array]) -> tuple[Array, Array]:
             u, div = vel_div(t, state[0])

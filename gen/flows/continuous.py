@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from gen.diffusion import ode
-from gen.diffusion.ode import _divergence_fn
+from gen.diffusion.ode import velocity_and_divergence
 from gen.flows.bijector import Bijector, chain
 from gen.flows.dequantization import logit_preprocess
 from gen.flows.distributions import standard_normal
@@ -169,7 +169,7 @@ def cnf(
             probes, average = jnp.eye(dim, dtype=y.dtype), False
         else:
             probes, average = jax.random.rademacher(key, (1, dim), y.dtype), True
-        vel_div = _divergence_fn(lambda t, z: net.apply(params, t, z), probes, average)
+        vel_div = velocity_and_divergence(lambda t, z: net.apply(params, t, z), probes, average)
 
         def augmented(t: Array, state: tuple[Array, Array]) -> tuple[Array, Array]:
             u, div = vel_div(t, state[0])
