@@ -13,12 +13,11 @@ import os
 import shutil
 import tempfile
 
-# One thread per XLA computation: the tests' arrays are tiny, and the two xdist workers already
-# fill both cores (about 7% faster than Eigen's thread pool here).
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-).strip()
+from xla_flags import xla_flags  # tests/ is on sys.path, as for every test module
+
+# 8 fake devices, one thread per XLA computation, and the faster-compiling CPU emitters
+# (xla_flags.py); a user's own XLA_FLAGS come first.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags()}".strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Set once, in the process that starts the session; xdist workers inherit it.
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ

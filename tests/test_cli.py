@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from xla_flags import xla_flags
 
 from gen.train.writers import read_metrics
 
@@ -29,7 +30,7 @@ SMALL = [
 
 def env(devices: int) -> dict[str, str]:
     e = dict(os.environ)
-    e["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    e["XLA_FLAGS"] = xla_flags(devices)
     e["JAX_PLATFORMS"] = "cpu"
     return e
 

@@ -208,13 +208,13 @@ def test_fourier_discriminator_with_packing_and_instance_noise_trains():
     assert old.params["discriminator"]["fourier"].shape == (2, 6)
     assert all(np.isfinite(v) for v in jax.tree.leaves(metrics))
     # past the noise's last step the discriminator sees the data itself: the step equals that of
-    # the same model without noise
+    # the same model without noise (to float32 rounding: two programs, fused differently)
     late = old.replace(step=jnp.asarray(5, jnp.int32))
     noisy, _ = jax.jit(task.step)(late, batch(), jax.random.key(1))
     config.model.instance_noise = 0.0
     clean, _ = jax.jit(build_task(config, VECTORS).step)(late, batch(), jax.random.key(1))
     for a, b in zip(jax.tree.leaves(noisy.params), jax.tree.leaves(clean.params), strict=True):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     early, _ = jax.jit(task.step)(old, batch(), jax.random.key(1))
     assert changed(early.params["discriminator"], clean.params["discriminator"])
     with pytest.raises(ConfigError, match=r"instance_noise must be a number >= 0"):

@@ -19,6 +19,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 import two_part_task
+from xla_flags import xla_flags
 
 from gen.config import get_config
 from gen.errors import CheckpointError, ConfigError
@@ -48,8 +49,7 @@ def leaves_equal(a, b) -> bool:
 
 def cli(*args: str, script: tuple[str, ...] = ("-m", "experiments.run"), **kw):
     # the same devices and XLA options as this process (conftest.py), so numbers compare exactly
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(TESTS),
-               XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(TESTS), XLA_FLAGS=xla_flags(8),
                JAX_DISABLE_MOST_OPTIMIZATIONS="true")
     return subprocess.run([sys.executable, *script, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300, **kw)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from xla_flags import xla_flags
 
 from gen.train.writers import read_metrics
 
@@ -35,7 +36,7 @@ def free_port() -> int:
 def env(devices: int, **extra: str) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items()
          if k not in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")}
-    e.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    e.update(JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(devices),
              JAX_DISABLE_MOST_OPTIMIZATIONS="true", **extra)  # as in this process (conftest.py)
     return e
 
