@@ -17,7 +17,7 @@ from gen.train import load_run, loop
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted(p for p in (ROOT / "experiments" / "configs").glob("*.py")
-                 if not p.stem.startswith("_"))  # _flows.py: shared bases, not a config
+                 if not p.stem.startswith("_"))  # _flows.py, _data.py, ...: shared bases
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 # Size keys shrunk wherever a config has them: (section, key) -> tiny value.

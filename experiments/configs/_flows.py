@@ -1,11 +1,14 @@
 """What the flow configs share, written once: each config imports a base from here, sets its own
-sizes and keeps its own docstring (command, runtime, expected result).
+sizes and keeps its own docstring (command, runtime, expected result). The data sections come
+from ``_data``, which the other configs share.
 
 Not a config itself (no ``get_config``): the leading underscore keeps it out of the config lists
 of ``gen.config`` and ``tests/test_configs.py``.
 """
 
 import ml_collections
+
+from experiments.configs import _data
 
 
 def _run(config: ml_collections.ConfigDict, num_steps: int, batch_size: int, log_every: int,
@@ -38,13 +41,7 @@ def toy2d_flow(name: str, num_layers: int) -> ml_collections.ConfigDict:
     _run(config, num_steps=6000, batch_size=512, log_every=500, checkpoint_every=2000,
          eval_every=3000, keep_checkpoints=2, num_samples=2000)
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "toy2d"
-    config.data.name = "8gaussians"
-    config.data.num_train = 200_000
-    config.data.num_test = 20_000
-    config.data.path = ""
-    config.data.test_path = ""
+    config.data = _data.toy2d("8gaussians", num_train=200_000)
 
     config.model = ml_collections.ConfigDict()
     config.model.name = name
@@ -82,11 +79,7 @@ def digits_image_flow(name: str, num_steps: int, eval_every: int,
     _run(config, num_steps=num_steps, batch_size=64, log_every=200, checkpoint_every=1000,
          eval_every=eval_every, keep_checkpoints=2, num_samples=64)
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "digits"
-    config.data.scale = "unit"
-    config.data.dequantize = "uniform"
-
+    config.data = _data.digits(scale="unit", dequantize="uniform")
     config.model = _image_model(name, model_steps, hidden_channels=16, num_blocks=1)
     config.optim = _optim(warmup_steps=200, grad_clip=50.0)
     return config
@@ -100,15 +93,7 @@ def mnist_image_flow(name: str, model_steps: int, hidden_channels: int,
          eval_every=5000, keep_checkpoints=3, num_samples=64)
     config.eval_batch_size = 200
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "idx"
-    config.data.path = ""
-    config.data.name = "mnist"  # for data.source=tfds
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "unit"
-    config.data.dequantize = "uniform"
-
+    config.data = _data.mnist(scale="unit", dequantize="uniform")
     config.model = _image_model(name, model_steps, hidden_channels, num_blocks)
     config.optim = _optim(warmup_steps=500, grad_clip=100.0)
     return config

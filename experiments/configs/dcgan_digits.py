@@ -27,6 +27,8 @@ Source: no published number for this dataset; the metrics are gen.metrics' (READ
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -41,10 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.999
     config.ema_start = 500
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "digits"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.digits(scale="symmetric", dequantize="none")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "dcgan"

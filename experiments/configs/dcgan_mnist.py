@@ -30,6 +30,8 @@ Source: no published number in this setting; the metrics are gen.metrics' (READM
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -44,14 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.999
     config.ema_start = 500
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "idx"
-    config.data.path = ""
-    config.data.name = "mnist"  # for data.source=tfds
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.mnist(scale="symmetric", dequantize="none")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "dcgan"

@@ -20,6 +20,8 @@ Source: Ho et al. 2020, Table 1 (FID of 50k samples, NLL on the test set).
 
 import ml_collections
 
+from experiments.configs import _data, _ddpm
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -35,13 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_samples = 64
     config.num_eval_examples = 256
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "tfds"
-    config.data.name = "cifar10"
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.cifar10()
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "ddpm"
@@ -52,13 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_groups = 32
     config.model.dropout = 0.1
     config.model.dtype = "float32"
-    config.model.schedule = "linear"
-    config.model.schedule_kwargs = ml_collections.ConfigDict({"num_steps": 1000})
-    config.model.num_train_steps = 1000
-    config.model.parameterization = "eps"
-    config.model.target = "eps"
-    config.model.variance = "fixed"  # or "learned_range" (Improved DDPM, hybrid loss)
-    config.model.vlb_weight = 0.001  # lambda of L_hybrid, with learned_range only
+    _ddpm.add_diffusion(config.model, schedule="linear", num_steps=1000, prediction="eps")
 
     config.sampler = ml_collections.ConfigDict()
     config.sampler.name = "ddim"

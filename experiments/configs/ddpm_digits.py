@@ -17,6 +17,8 @@ Source: no published number for this dataset.
 
 import ml_collections
 
+from experiments.configs import _data, _ddpm
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -32,10 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_samples = 64
     config.num_eval_examples = 120
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "digits"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.digits(scale="symmetric", dequantize="none")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "ddpm"
@@ -45,13 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.attn_resolutions = (4,)
     config.model.num_groups = 8
     config.model.dropout = 0.1
-    config.model.schedule = "linear"
-    config.model.schedule_kwargs = ml_collections.ConfigDict({"num_steps": 1000})
-    config.model.num_train_steps = 1000
-    config.model.parameterization = "eps"
-    config.model.target = "eps"
-    config.model.variance = "fixed"  # or "learned_range" (Improved DDPM, hybrid loss)
-    config.model.vlb_weight = 0.001  # lambda of L_hybrid, with learned_range only
+    _ddpm.add_diffusion(config.model, schedule="linear", num_steps=1000, prediction="eps")
     config.model.class_conditional = False
     config.model.guidance = False
 

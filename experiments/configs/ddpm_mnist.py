@@ -26,6 +26,8 @@ Source: no published number in this setting.
 
 import ml_collections
 
+from experiments.configs import _data, _ddpm
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -41,14 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_samples = 64
     config.num_eval_examples = 200
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "idx"
-    config.data.path = ""
-    config.data.name = "mnist"  # for data.source=tfds
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.mnist(scale="symmetric", dequantize="none")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "ddpm"
@@ -58,13 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.attn_resolutions = (7,)
     config.model.num_groups = 16
     config.model.dropout = 0.1
-    config.model.schedule = "linear"
-    config.model.schedule_kwargs = ml_collections.ConfigDict({"num_steps": 1000})
-    config.model.num_train_steps = 1000
-    config.model.parameterization = "eps"
-    config.model.target = "eps"
-    config.model.variance = "fixed"  # or "learned_range" (Improved DDPM, hybrid loss)
-    config.model.vlb_weight = 0.001  # lambda of L_hybrid, with learned_range only
+    _ddpm.add_diffusion(config.model, schedule="linear", num_steps=1000, prediction="eps")
 
     config.sampler = ml_collections.ConfigDict()
     config.sampler.name = "ddim"

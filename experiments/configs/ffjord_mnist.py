@@ -23,6 +23,8 @@ Source: FFJORD paper (Grathwohl et al. 2019), Table 2, FFJORD row.
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -37,14 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.0
     config.num_samples = 64
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "idx"
-    config.data.path = ""
-    config.data.name = "mnist"  # for data.source=tfds
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "unit"
-    config.data.dequantize = "uniform"
+    config.data = _data.mnist(scale="unit", dequantize="uniform")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "ffjord"

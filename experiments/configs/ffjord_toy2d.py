@@ -23,6 +23,8 @@ number; the target here is the density's true entropy, gen.data.toy2d.entropy (2
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -38,13 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_eval_examples = 2000
     config.density_grid = 60
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "toy2d"
-    config.data.name = "8gaussians"
-    config.data.num_train = 100_000
-    config.data.num_test = 20_000
-    config.data.path = ""
-    config.data.test_path = ""
+    config.data = _data.toy2d("8gaussians")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "ffjord"

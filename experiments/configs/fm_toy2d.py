@@ -16,6 +16,8 @@ Source: no published number for this toy; the entropy is gen.data.toy2d.entropy.
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -30,13 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_samples = 2000
     config.num_eval_examples = 2000
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "toy2d"
-    config.data.name = "8gaussians"
-    config.data.num_train = 100_000
-    config.data.num_test = 20_000
-    config.data.path = ""
-    config.data.test_path = ""
+    config.data = _data.toy2d("8gaussians")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "fm"

@@ -29,6 +29,8 @@ high-quality samples (the mean over 10 runs).
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -43,11 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.999
     config.ema_start = 1000
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "toy2d"
-    config.data.name = "25gaussians"
-    config.data.num_train = 100_000
-    config.data.num_test = 2500
+    config.data = _data.toy2d("25gaussians", num_test=2500, npy_paths=False)
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp_gan"

@@ -15,6 +15,8 @@ Source: none; this is a smoke test of the whole stack, not a reproduction.
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -28,15 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.0
     config.num_samples = 2000  # drawn for each picture in samples/
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "toy2d"
-    config.data.name = "moons"
-    config.data.num_train = 100_000
-    config.data.num_test = 10_000
     # To train on your own (N, 2) float array instead: --config.data.source=npy
     # --config.data.path=train.npy [--config.data.test_path=test.npy]
-    config.data.path = ""
-    config.data.test_path = ""
+    config.data = _data.toy2d("moons", num_test=10_000)
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "realnvp"

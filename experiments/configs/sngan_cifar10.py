@@ -26,6 +26,8 @@ Table 2 (FID 21.7 with their evaluation).
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -42,13 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.0
     config.ema_start = 0
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "tfds"
-    config.data.name = "cifar10"
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.cifar10()
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "resnet_gan"

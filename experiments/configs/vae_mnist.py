@@ -25,6 +25,8 @@ importance samples): VAE k = 1, 86.76 nats with one stochastic layer, 85.33 with
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -39,13 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.0
     config.num_samples = 100
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "idx"
-    config.data.path = ""
-    config.data.name = "mnist"  # for data.source=tfds
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.binarize = "dynamic"
+    config.data = _data.binarized_mnist()
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "vae"

@@ -19,6 +19,8 @@ Source: no published number (a VAE on FFJORD's 8gaussians; the true entropy is 2
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -34,11 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.0
     config.num_samples = 2000
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "toy2d"
-    config.data.name = "8gaussians"
-    config.data.num_train = 100_000
-    config.data.num_test = 20_000
+    config.data = _data.toy2d("8gaussians", npy_paths=False)
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "vae"

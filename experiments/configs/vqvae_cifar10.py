@@ -23,6 +23,8 @@ Source: van den Oord et al. 2017, "Neural Discrete Representation Learning", sec
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -38,13 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.0
     config.num_samples = 64
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "tfds"
-    config.data.name = "cifar10"
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.cifar10()
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "vqvae"

@@ -24,6 +24,8 @@ Source: no published number for this dataset.
 
 import ml_collections
 
+from experiments.configs import _data
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -38,10 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.ema_decay = 0.0
     config.num_samples = 64
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "digits"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
+    config.data = _data.digits(scale="symmetric", dequantize="none")
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "vqvae"

@@ -23,50 +23,15 @@ Source: mimicry (Lee & Town 2020), README's CIFAR-10 table, WGAN-GP row; Gulraja
 2017, Table 3 (Inception score 7.86 for their unsupervised ResNet).
 """
 
-import ml_collections
+from experiments.configs import sngan_cifar10
 
 
-def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-    config.num_steps = 100_000
-    config.batch_size = 320  # n_dis x 64
-    config.eval_batch_size = 320
-    config.num_eval_examples = 320
-    config.log_every = 100
-    config.checkpoint_every = 5000
-    config.eval_every = 10_000
-    config.keep_checkpoints = 3
-    config.num_samples = 64
-    config.ema_decay = 0.0
-    config.ema_start = 0
-
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "tfds"
-    config.data.name = "cifar10"
-    config.data.train_split = "train"
-    config.data.test_split = "test"
-    config.data.scale = "symmetric"
-    config.data.dequantize = "none"
-
-    config.model = ml_collections.ConfigDict()
-    config.model.name = "resnet_gan"
+def get_config():
+    """sngan_cifar10's run, data, networks and optimizer, with the Wasserstein loss and the
+    gradient penalty instead of the hinge loss and spectral norm."""
+    config = sngan_cifar10.get_config()
     config.model.loss = "wasserstein"
     config.model.penalty = "wgan_gp"
     config.model.penalty_weight = 10.0
-    config.model.n_dis = 5
-    config.model.latent_dim = 128
-    config.model.ngf = 256
-    config.model.ndf = 128
     config.model.spectral_norm = False
-    config.model.diffaugment = ""
-    config.model.class_conditional = False
-    config.model.dtype = "float32"
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.name = "adam"
-    config.optim.learning_rate = 2e-4
-    config.optim.b1 = 0.0
-    config.optim.b2 = 0.9
-    config.optim.schedule = "linear"
     return config
