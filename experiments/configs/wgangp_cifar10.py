@@ -23,10 +23,12 @@ Source: mimicry (Lee & Town 2020), README's CIFAR-10 table, WGAN-GP row; Gulraja
 2017, Table 3 (Inception score 7.86 for their unsupervised ResNet).
 """
 
+import ml_collections
+
 from experiments.configs import sngan_cifar10
 
 
-def get_config():
+def get_config() -> ml_collections.ConfigDict:
     """sngan_cifar10's run, data, networks and optimizer, with the Wasserstein loss and the
     gradient penalty instead of the hinge loss and spectral norm."""
     config = sngan_cifar10.get_config()
