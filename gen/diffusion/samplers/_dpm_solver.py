@@ -196,7 +196,6 @@ def dpmpp_3m(
     )
 
 
-
 def dpmpp_2m_sde(
     denoiser: Denoiser | ClassConditional,
     parameterization: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ from gen.diffusion.samplers._core import (
     _is_zero,
     _log_alpha_sigma,
     _noise,
+    _Setup,
     _setup,
     _step_keys,
 )
@@ -52,6 +54,18 @@ def _churn(
     return t_hat, lam_hat, True
 
 
+def _alpha(lam: Array, dtype: jnp.dtype) -> Array:
+    """``alpha = sqrt(sigmoid(lambda))``: from VE ``x / alpha`` back to VP ``x``."""
+    return jnp.exp(_log_alpha_sigma(lam)[0]).astype(dtype)
+
+
+def _scan_ve(s: _Setup, step: Callable, xs: tuple[Array, ...]) -> Array:
+    """Runs ``step`` under ``lax.scan`` on the VE variable ``x / alpha`` from ``s.x``, and
+    returns the VP sample ``alpha_final x_VE``."""
+    x_ve, _ = jax.lax.scan(step, s.x / _alpha(s.lam[0], s.x.dtype), xs)
+    return _alpha(s.lam[-1], x_ve.dtype) * x_ve
+
+
 def _karras(
     denoiser: Denoiser | ClassConditional,
     parameterization: str,
@@ -75,8 +89,7 @@ def _karras(
     keys = _step_keys(key, s.num_steps, churned, f"{name} with s_churn > 0")
 
     def denoise_ve(x_ve: Array, t: Array, lam: Array) -> Array:
-        alpha = jnp.exp(_log_alpha_sigma(lam)[0]).astype(x_ve.dtype)
-        return s.predict(alpha * x_ve, t, lam)[0]
+        return s.predict(_alpha(lam, x_ve.dtype) * x_ve, t, lam)[0]
 
     def step(x_ve: Array, inp: tuple[Array, ...]) -> tuple[Array, None]:
         lam, th, lh, t_next, lam_next, k = inp
@@ -98,11 +111,7 @@ def _karras(
         x_new = jax.lax.cond(sigma_next > 0, correct, lambda _: x_euler, None)
         return x_new, None
 
-    alpha_0 = jnp.exp(_log_alpha_sigma(s.lam[0])[0]).astype(s.x.dtype)
-    xs = (s.lam[:-1], t_hat, lam_hat, s.ts[1:], s.lam[1:], keys)
-    x_ve, _ = jax.lax.scan(step, s.x / alpha_0, xs)
-    alpha_final = jnp.exp(_log_alpha_sigma(s.lam[-1])[0]).astype(x_ve.dtype)
-    return alpha_final * x_ve
+    return _scan_ve(s, step, (s.lam[:-1], t_hat, lam_hat, s.ts[1:], s.lam[1:], keys))
 
 
 def euler(
@@ -220,8 +229,7 @@ def euler_ancestral(
     def step(x_ve: Array, inp: tuple[Array, ...]) -> tuple[Array, None]:
         t, lam, lam_next, k = inp
         sigma, sigma_next = jnp.exp(-0.5 * lam), jnp.exp(-0.5 * lam_next)
-        alpha = jnp.exp(_log_alpha_sigma(lam)[0]).astype(x_ve.dtype)
-        x0, _ = s.predict(alpha * x_ve, t, lam)
+        x0, _ = s.predict(_alpha(lam, x_ve.dtype) * x_ve, t, lam)
         d = (x_ve - x0) / sigma
         if not stochastic:
             return (x_ve + (sigma_next - sigma) * d).astype(x_ve.dtype), None
@@ -231,8 +239,5 @@ def euler_ancestral(
         x_new = x_ve + (sigma_down - sigma) * d + s_noise * sigma_up * _noise(k, x_ve)
         return x_new.astype(x_ve.dtype), None
 
-    alpha_0 = jnp.exp(_log_alpha_sigma(s.lam[0])[0]).astype(s.x.dtype)
-    x_ve, _ = jax.lax.scan(step, s.x / alpha_0, (s.ts[:-1], s.lam[:-1], s.lam[1:], keys))
-    alpha_final = jnp.exp(_log_alpha_sigma(s.lam[-1])[0]).astype(x_ve.dtype)
-    return alpha_final * x_ve
+    return _scan_ve(s, step, (s.ts[:-1], s.lam[:-1], s.lam[1:], keys))
 
