@@ -204,9 +204,11 @@ def build_ffjord_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task
     the exact trace for vectors of at most 16 dimensions and Hutchinson's unbiased estimate
     otherwise (images), both at ``model.eval_rtol`` / ``model.eval_atol``.
 
-    Keys of ``config.model``: ``hidden``, ``num_blocks``, ``activation``, ``time``, ``solver``
-    (``gen.diffusion.ode.METHODS``), ``num_steps`` (fixed-step solvers), ``rtol``, ``atol``,
-    ``max_steps``, ``adjoint``, ``logit`` (images in [0, 1]: RealNVP's alpha, or 0 for none).
+    Keys of ``config.model``: ``hidden``, ``num_blocks``, ``num_scales`` (images: FFJORD's
+    multiscale architecture when > 1), ``activation``, ``time``, ``learn_time`` (FFJORD's
+    ``train_T``), ``solver`` (``gen.diffusion.ode.METHODS``), ``num_steps`` (fixed-step
+    solvers), ``rtol``, ``atol``, ``max_steps``, ``adjoint``, ``logit`` (images in [0, 1]:
+    RealNVP's alpha, or 0 for none).
     """
     from gen.diffusion import ode
     from gen.flows import continuous as ffjord
@@ -222,12 +224,21 @@ def build_ffjord_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task
         if value not in allowed:
             raise ConfigError(f"model.{key}={value!r} is not one of {list(allowed)}.")
     logit = model.get("logit", 1e-6 if image else 0.0)
-    common = dict(num_blocks=model.get("num_blocks", 1), hidden=tuple(model.get("hidden", (64,))),
+    num_scales = model.get("num_scales", 1)
+    if num_scales != 1 and not image:
+        raise ConfigError(f"model.num_scales={num_scales}: multiple scales need image data; "
+                          "use 1 for vectors.")
+    common = dict(num_blocks=model.get("num_blocks", 1), num_scales=num_scales,
+                  hidden=tuple(model.get("hidden", (64,))),
                   activation=model.get("activation", None), logit=logit if logit else None,
-                  time=model.get("time", 1.0), solver=solver, num_steps=model.get("num_steps", 20),
+                  time=model.get("time", 1.0), learn_time=bool(model.get("learn_time", False)),
+                  solver=solver, num_steps=model.get("num_steps", 20),
                   max_steps=model.get("max_steps", 1000), adjoint=model.get("adjoint", "recursive"))
-    train_model = ffjord.ffjord(shape, rtol=model.get("rtol", 1e-5), atol=model.get("atol", 1e-5),
-                                **common)
+    try:
+        train_model = ffjord.ffjord(shape, rtol=model.get("rtol", 1e-5),
+                                    atol=model.get("atol", 1e-5), **common)
+    except ValueError as e:  # e.g. image sides that the scales' squeezes do not divide
+        raise ConfigError(f"model: {e}") from None
     eval_model = ffjord.ffjord(shape, rtol=model.get("eval_rtol", 1e-5),
                                atol=model.get("eval_atol", 1e-5), **common)
     tx = make_optimizer(config.optim, config.num_steps)
