@@ -32,7 +32,7 @@ TINY = {
     ("model", "attn_resolutions"): (), ("model", "num_train_steps"): 10,
     ("sampler", "num_steps"): 2,
     # CNFs (ffjord): one Heun step (model.num_steps), a lax.scan, instead of compiling reverse
-    # mode through diffrax's adaptive loop (tens of seconds on a 2-core CPU; test_ffjord has it).
+    # mode through diffrax's adaptive loop (tens of seconds on a 2-core CPU; test_continuous has it).
     ("model", "solver"): "heun",
     ("model", "hidden2"): (8, 8), ("model", "channels"): (8, 8), ("model", "eval_samples"): 4,
     ("model", "eval_chunk"): 2, ("model", "num_codes"): 16, ("model", "code_dim"): 4,

@@ -6,6 +6,7 @@ For ``dz/dt = A z`` on ``[0, T]``: ``z_T = expm(T A) x`` and ``log|det dz_T/dx| 
 """
 
 import math
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -245,3 +246,21 @@ def test_multiscale_bad_input():
         ffjord.ffjord((2,), num_scales=2)
     with pytest.raises(ValueError, match="divisible by 4"):
         ffjord.ffjord((6, 6, 1), num_scales=3)
+
+
+def test_the_task_refuses_scales_its_data_cannot_have():
+    from gen.config import load_config_file
+    from gen.data.source import DataSpec
+    from gen.errors import ConfigError
+    from gen.models import build_task
+
+    root = Path(__file__).parents[1] / "experiments" / "configs"
+    config = load_config_file(root / "ffjord_mnist.py")
+    config.model.num_scales = 4  # 3 squeezes: 28 is not divisible by 8
+    with pytest.raises(ConfigError, match="divisible by 8"):
+        build_task(config, DataSpec((28, 28, 1), "image"))
+    config = load_config_file(root / "ffjord_toy2d.py")
+    with config.model.unlocked():
+        config.model.num_scales = 2
+    with pytest.raises(ConfigError, match="need image data"):
+        build_task(config, DataSpec((2,), "vector"))

@@ -373,7 +373,8 @@ def test_hutchinson_is_unbiased(probe, solver):
 
 
 # Compiling reverse mode through diffrax's loop takes 5-15 s on a loaded 2-core CPU: slow run
-# only (the default run checks gradients through the fixed-step scan in tests/test_ffjord.py).
+# only (the default run checks gradients through the fixed-step scan, and one small float64
+# dopri5 gradient, in tests/test_continuous.py).
 @pytest.mark.slow
 @pytest.mark.parametrize("adjoint", ode.ADJOINTS)
 def test_gradient_of_the_log_likelihood_of_a_linear_field_is_the_closed_form(adjoint):
