@@ -34,6 +34,7 @@ TINY = {
     # CNFs (ffjord): one Heun step (model.num_steps), a lax.scan, instead of compiling reverse
     # mode through diffrax's adaptive loop (tens of seconds on a 2-core CPU; test_continuous has it).
     ("model", "solver"): "heun",
+    ("model", "num_scales"): 2,  # ffjord_mnist: 3 CNF blocks at 2 scales instead of 5 at 3
     ("model", "hidden2"): (8, 8), ("model", "channels"): (8, 8), ("model", "eval_samples"): 4,
     ("model", "eval_chunk"): 2, ("model", "num_codes"): 16, ("model", "code_dim"): 4,
     ("model", "prior_features"): 8, ("model", "prior_layers"): 1, ("model", "prior_start"): 1,

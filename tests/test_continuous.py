@@ -149,8 +149,9 @@ def test_learned_time_is_the_closed_form_with_its_gradient():
         rng = np.random.default_rng(14)
         a = rng.normal(size=(3, 3)) * 0.5
         x = jnp.asarray(rng.normal(size=3))
-        block = ffjord.cnf(Linear(a), time=0.7, learn_time=True, solver="dopri5", rtol=1e-10,
-                           atol=1e-10)
+        # Heun (a scan: quick to compile in reverse mode; the slow run has dopri5), 512 steps:
+        # its O(h^2) error is about 1e-6 here. The trace of A z is constant: its integral is exact.
+        block = ffjord.cnf(Linear(a), time=0.7, learn_time=True, solver="heun", num_steps=512)
         params = block.init(jax.random.key(0), x)
         np.testing.assert_allclose(params["sqrt_time"], math.sqrt(0.7), rtol=1e-12)
         params["sqrt_time"] = jnp.asarray(0.9)  # T = 0.81, away from the initial value
@@ -164,12 +165,12 @@ def test_learned_time_is_the_closed_form_with_its_gradient():
             return -0.5 * jnp.sum(z**2) + s**2 * np.trace(a)
 
         z, ldj = jax.jit(block.inverse)(params, x)
-        np.testing.assert_allclose(z, scipy.linalg.expm(0.81 * a) @ np.asarray(x), rtol=1e-8)
-        np.testing.assert_allclose(ldj, 0.81 * np.trace(a), rtol=1e-9)
+        np.testing.assert_allclose(z, scipy.linalg.expm(0.81 * a) @ np.asarray(x), rtol=1e-5)
+        np.testing.assert_allclose(ldj, 0.81 * np.trace(a), rtol=1e-12)
         value, grads = jax.jit(jax.value_and_grad(loss))(params)
         ref_value, ref_grad = jax.value_and_grad(closed_form)(jnp.asarray(0.9))
-        np.testing.assert_allclose(value, ref_value, rtol=1e-8)
-        np.testing.assert_allclose(grads["sqrt_time"], ref_grad, rtol=1e-6)
+        np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+        np.testing.assert_allclose(grads["sqrt_time"], ref_grad, rtol=1e-5)
         assert abs(float(ref_grad)) > 1e-2  # a gradient that T really has
 
 

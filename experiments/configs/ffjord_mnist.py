@@ -30,7 +30,7 @@ stack (5 blocks), 4 fixed Heun steps instead of dopri5:
 Hardware and runtime: at full size, one modern GPU (H100 / A100 class) for days, as for the
 paper (not measured here; far too slow for a CPU). The short run above took 2,027 s on a
 2-core CPU (about 5 s per step; other work ran beside it for part of the time). Its tiny run in
-tests/test_configs.py (Heun, 8 channels, 1 block per stack, 2 steps) took 10 s.
+tests/test_configs.py (Heun, 8 channels, 2 scales, 1 block per stack, 2 steps) took 7 s.
 Expected result: at full scale, the paper's 0.99 bits/dim on the MNIST test set (not measured
 here). The short run above reaches `test_bpd` 1.61 on the last 2,000 test images (measured,
 Hutchinson's estimate); its samples are blobs, not yet digits.
