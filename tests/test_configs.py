@@ -32,7 +32,8 @@ TINY = {
     ("model", "attn_resolutions"): (), ("model", "num_train_steps"): 10,
     ("sampler", "num_steps"): 2,
     # CNFs (ffjord): one Heun step (model.num_steps), a lax.scan, instead of compiling reverse
-    # mode through diffrax's adaptive loop (tens of seconds on a 2-core CPU; test_continuous has it).
+    # mode through diffrax's adaptive loop (tens of seconds on a 2-core CPU; the slow run of
+    # test_continuous has it).
     ("model", "solver"): "heun",
     ("model", "num_scales"): 2,  # ffjord_mnist: 3 CNF blocks at 2 scales instead of 5 at 3
     ("model", "hidden2"): (8, 8), ("model", "channels"): (8, 8), ("model", "eval_samples"): 4,

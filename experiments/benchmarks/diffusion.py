@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
-from experiments.benchmarks.readme import write_section
+from experiments.benchmarks.readme import publish
 from experiments.benchmarks.timing import median_seconds
 
 STEPS, T = 20, 1000
@@ -588,11 +588,7 @@ def main() -> None:
         sections.append(gpu_table(results["gpu"]))
 
     text = "\n\n".join(sections)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    if args.readme:
-        write_section(MARKERS, text)
+    publish(MARKERS, text, results, json_path=args.json, readme=args.readme)
 
 
 if __name__ == "__main__":

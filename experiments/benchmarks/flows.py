@@ -23,7 +23,6 @@ the ratios against gen.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.hardware import device_description
-from experiments.benchmarks.readme import write_section
+from experiments.benchmarks.readme import publish
 
 DIM, BINS, BOUND, WIDTH, DEPTH = 8, 8, 3.0, 128, 2
 FUNCTIONS = ("log_prob", "sample", "value_and_grad")
@@ -226,11 +225,7 @@ def main() -> None:
             results[lib][layers] = by_lib[lib]
             print(lib, layers, {k: round(v, 5) for k, v in by_lib[lib].items()}, flush=True)
     text = table(results, args.batch, args.repeats, args.rounds)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    if args.readme:
-        write_section(MARKERS, text)
+    publish(MARKERS, text, results, json_path=args.json, readme=args.readme)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
-from experiments.benchmarks.readme import write_section
+from experiments.benchmarks.readme import publish
 from experiments.benchmarks.timing import median_seconds
 
 ROOT = Path(__file__).parents[2]
@@ -394,11 +394,7 @@ def main() -> None:
         results["gpu"] = measure_gpu(args.repeats) if jax.default_backend() == "gpu" else None
         sections.append(gpu_table(results["gpu"]))
     text = "\n\n".join(sections)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    if args.readme:
-        write_section(MARKERS, text)
+    publish(MARKERS, text, results, json_path=args.json, readme=args.readme)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ The data are random binary images of MNIST's size (speed does not depend on the 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ import ml_collections
 import numpy as np
 
 from experiments.benchmarks.hardware import cpu_description, device_description, pin_threads
-from experiments.benchmarks.readme import write_section
+from experiments.benchmarks.readme import publish
 from experiments.benchmarks.timing import median_seconds
 
 BATCH, DIM, HIDDEN, LATENT = 100, 784, 200, 50
@@ -347,11 +346,7 @@ def main() -> None:
                           else None)
         sections.append(gpu_table(results["gpu"]))
     text = "\n\n".join(sections)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    if args.readme:
-        write_section(MARKERS, text)
+    publish(MARKERS, text, results, json_path=args.json, readme=args.readme)
 
 
 if __name__ == "__main__":
