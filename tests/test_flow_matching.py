@@ -7,7 +7,6 @@ at that velocity is the conditional variance, per eigenvalue ``l`` of S:
 ``Var(a' x0 + s' eps | x_t) = (a' s - a s')^2 l / (a^2 l + s^2)``.
 """
 
-import collections
 import math
 
 import jax
@@ -17,6 +16,7 @@ import pytest
 import scipy.integrate
 import scipy.special
 import scipy.stats
+from jaxprs import loop_counts
 
 from gen.diffusion import flow_matching as fm
 from gen.diffusion.parameterization import rectified_flow_coefficients
@@ -78,19 +78,6 @@ def _logit_normal_pdf(loc, scale):
         return scipy.stats.norm.pdf(z) / (scale * t * (1.0 - t))
 
     return pdf
-
-
-def _loop_counts(jaxpr):
-    counts = collections.Counter()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("scan", "while"):
-            counts[eqn.primitive.name] += 1
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, tuple | list) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    counts += _loop_counts(inner)
-    return dict(counts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,7 +273,7 @@ def test_samplers_are_one_loop_each():
     for method, expected in (("euler", {"scan": 1}), ("heun", {"scan": 1}),
                              ("dopri5", {"while": 2})):  # diffrax's step loop
         fn = lambda x, method=method: fm.sample(velocity, x, method=method, num_steps=10)
-        assert _loop_counts(jax.make_jaxpr(fn)(noise).jaxpr) == expected, method
+        assert loop_counts(jax.make_jaxpr(fn)(noise).jaxpr) == expected, method
         jax.jit(fn).lower(noise).compile()
 
 

@@ -4,7 +4,6 @@ References are written from their definitions here (matrix exponentials from sci
 marginals of ``x_t = alpha x0 + sigma eps`` for Gaussian data), not from the module's code.
 """
 
-import collections
 import functools
 import itertools
 import math
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.stats
+from jaxprs import loop_counts
 
 from gen.diffusion import ode, schedules
 from gen.diffusion.parameterization import convert, vp_coefficients
@@ -29,20 +29,6 @@ def _stable_matrix(dim, seed):
     b = rng.normal(size=(dim, dim))
     skew = rng.normal(size=(dim, dim))
     return -(b @ b.T) / dim - 0.3 * np.eye(dim) + 0.8 * (skew - skew.T)
-
-
-def _loop_counts(jaxpr):
-    """Number of scan / while primitives anywhere in a jaxpr, nested ones included."""
-    counts = collections.Counter()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("scan", "while"):
-            counts[eqn.primitive.name] += 1
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, tuple | list) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    counts += _loop_counts(inner)
-    return dict(counts)
 
 
 class Gaussian:
@@ -246,7 +232,7 @@ def test_each_solver_is_one_loop_in_one_program():
         "log_likelihood": (lambda x: ode.log_likelihood(f, x).log_prob, {"while": 2}),
     }
     for name, (fn, expected) in cases.items():
-        assert _loop_counts(jax.make_jaxpr(fn)(x0).jaxpr) == expected, name
+        assert loop_counts(jax.make_jaxpr(fn)(x0).jaxpr) == expected, name
         jax.jit(fn).lower(x0).compile()
 
 
